@@ -1,0 +1,5 @@
+"""``python -m medcloak``."""
+
+from medcloak.cli import run
+
+run()

@@ -1,0 +1,5 @@
+"""``python -m medcloak.cli``."""
+
+from medcloak.cli import run
+
+run()
