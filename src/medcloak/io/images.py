@@ -1,20 +1,47 @@
-"""Ordinary image files (PNG for now; the io engineer extends this to JPEG/TIFF/NPY/NPZ).
+"""Ordinary image files: PNG, JPEG, TIFF, NPY and NPZ <-> float32 images in [0, 1].
 
-Writers are deterministic: the same array gives byte-identical files.
+Reading rules (one place, so every caller gets the same numbers):
+
+* **Integer pixels** are scaled by the range of their dtype: ``uint8 / 255``, ``uint16 / 65535``,
+  signed ``(x - min) / (max - min)`` of the dtype. A 12-bit image stored in a 16-bit PNG therefore
+  stays dark (values up to 4095/65535); nothing is stretched per image.
+* **Float pixels** (NPY/NPZ, float TIFF) already in [0, 1] are taken as they are; floats with
+  any value outside [0, 1] are min-max scaled to [0, 1] per frame (a constant frame becomes 0).
+  NaN or infinite values are an error.
+* **Colour** (RGB, RGBA, palette, CMYK) becomes luminance with the ITU-R BT.601 weights
+  ``Y = 0.299 R + 0.587 G + 0.114 B``; alpha is dropped.
+* Stacks (multi-page TIFF, 3-D NPY of shape (N, H, W)) become one :class:`Frame` per page.
+
+Writers are deterministic: the same array gives byte-identical files (no timestamps).
 """
 
 from __future__ import annotations
 
 import io as _io
 import os
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from medcloak.errors import MedcloakError
 from medcloak.io.atomic import atomic_write_bytes
+from medcloak.io.frames import Frame, FrameMeta
 
-__all__ = ["to_uint", "write_png"]
+__all__ = [
+    "BT601",
+    "to_uint",
+    "to_unit_float",
+    "rgb_to_luminance",
+    "read_pil_image",
+    "read_tiff",
+    "read_array_file",
+    "write_png",
+    "write_npy",
+]
+
+#: ITU-R BT.601 luma weights for R, G, B.
+BT601 = (0.299, 0.587, 0.114)
 
 
 def to_uint(img: np.ndarray, *, bits: int = 8) -> np.ndarray:
@@ -26,6 +53,199 @@ def to_uint(img: np.ndarray, *, bits: int = 8) -> np.ndarray:
     return np.rint(arr).astype(np.uint8 if bits == 8 else np.uint16)
 
 
+def to_unit_float(arr: np.ndarray, *, path: str | os.PathLike | None = None) -> np.ndarray:
+    """Scale an array of any numeric dtype to float32 in [0, 1] (rules in the module docstring).
+
+    Parameters
+    ----------
+    arr : ndarray
+        (H, W) or (N, H, W) grey values. For floats, min-max scaling (when needed) is done per
+        frame along the last two axes.
+    path : path-like, optional
+        Named in the error message.
+
+    Returns
+    -------
+    ndarray
+        float32, same shape, values in [0, 1].
+    """
+    a = np.asarray(arr)
+    if a.dtype == bool:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):
+        info = np.iinfo(a.dtype)
+        out = (a.astype(np.float64) - info.min) / float(info.max - info.min)
+        return out.astype(np.float32)
+    if np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float64)
+        if not np.all(np.isfinite(a)):
+            raise MedcloakError("image contains NaN or infinite values", path)
+        if a.size == 0 or (a.min() >= 0.0 and a.max() <= 1.0):
+            return a.astype(np.float32)
+        lo = a.min(axis=(-2, -1), keepdims=True)
+        span = a.max(axis=(-2, -1), keepdims=True) - lo
+        out = np.where(span > 0, (a - lo) / np.where(span > 0, span, 1.0), 0.0)
+        return out.astype(np.float32)
+    raise MedcloakError(f"unsupported pixel type {a.dtype}", path)
+
+
+def rgb_to_luminance(rgb: np.ndarray) -> np.ndarray:
+    """Luminance of an (..., 3) or (..., 4) colour array with the ITU-R BT.601 weights.
+
+    The input is scaled first with :func:`to_unit_float` rules for its dtype (floats must already
+    be in [0, 1] for a meaningful result); alpha (a fourth channel) is ignored.
+
+    Returns
+    -------
+    ndarray
+        float32 of shape ``rgb.shape[:-1]`` in [0, 1].
+
+    Examples
+    --------
+    >>> round(float(rgb_to_luminance(np.array([[255, 0, 0]], dtype=np.uint8))[0]), 4)
+    0.299
+    """
+    a = np.asarray(rgb)
+    if a.shape[-1] not in (3, 4):
+        raise MedcloakError(f"colour image needs 3 or 4 channels in the last axis, got shape {a.shape}")
+    unit = to_unit_float(a[..., :3].reshape(1, -1, 3)).reshape(a.shape[:-1] + (3,))
+    y = unit.astype(np.float64) @ np.asarray(BT601)
+    return np.clip(y, 0.0, 1.0).astype(np.float32)
+
+
+def _frames_from_stack(stack: np.ndarray, *, path, modality: str, bit_depth: int, fmt: str,
+                       colour: bool) -> list[Frame]:
+    """(N, H, W[, C]) stored values -> list of Frames."""
+    frames = []
+    n = stack.shape[0]
+    for i in range(n):
+        raw = stack[i]
+        px = rgb_to_luminance(raw) if colour else to_unit_float(raw, path=path)
+        meta = FrameMeta(source=os.fspath(path), frame_index=i, n_frames=n, modality=modality,
+                         original_shape=tuple(int(s) for s in raw.shape), bit_depth=bit_depth,
+                         extra={"format": fmt, "dtype": str(raw.dtype)})
+        frames.append(Frame(np.ascontiguousarray(px, dtype=np.float32), meta))
+    return frames
+
+
+def _classify(arr: np.ndarray, path) -> tuple[np.ndarray, bool]:
+    """Return (stack (N,H,W[,C]), is_colour) for an array of 2, 3 or 4 dimensions."""
+    if arr.ndim == 2:
+        return arr[None], False
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] > 4:
+        return arr[None], True
+    if arr.ndim == 3:
+        return arr, False
+    if arr.ndim == 4 and arr.shape[-1] in (3, 4):
+        return arr, True
+    raise MedcloakError(f"cannot interpret an array of shape {arr.shape} as images "
+                        "(expected (H, W), (N, H, W), (H, W, 3) or (N, H, W, 3))", path)
+
+
+def _check_size(stack: np.ndarray, path) -> None:
+    if stack.shape[0] == 0 or stack.shape[1] == 0 or stack.shape[2] == 0:
+        raise MedcloakError(f"image has no pixels (shape {stack.shape})", path)
+
+
+def read_pil_image(path: str | os.PathLike) -> list[Frame]:
+    """Read a PNG or JPEG (anything Pillow decodes, single frame) as one grey-scale :class:`Frame`.
+
+    8-bit images are divided by 255, 16-bit ones by 65535; colour, palette and alpha images are
+    reduced to BT.601 luminance. The file is opened read-only.
+    """
+    try:
+        with Image.open(path) as im:
+            fmt = im.format or "image"
+            mode = im.mode
+            im.load()
+            if mode in ("1",):
+                arr = np.asarray(im, dtype=bool)
+                bits = 1
+            elif mode in ("L", "LA"):
+                arr = np.asarray(im.getchannel(0), dtype=np.uint8)
+                bits = 8
+            elif mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+                arr = np.asarray(im, dtype=np.uint16)
+                bits = 16
+            elif mode == "I":
+                arr = np.asarray(im)
+                bits = 16 if fmt == "PNG" else 32
+                if fmt == "PNG":
+                    arr = arr.astype(np.uint16)
+            elif mode == "F":
+                arr = np.asarray(im, dtype=np.float32)
+                bits = 32
+            else:  # RGB, RGBA, P, PA, CMYK, YCbCr, LAB, ...
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                bits = 8
+    except MedcloakError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise MedcloakError(f"cannot decode image ({exc.__class__.__name__}: {exc})", path) from None
+    colour = arr.ndim == 3
+    stack = arr[None]
+    _check_size(stack, path)
+    return _frames_from_stack(stack, path=path, modality="OT", bit_depth=bits, fmt=fmt, colour=colour)
+
+
+def read_tiff(path: str | os.PathLike) -> list[Frame]:
+    """Read a TIFF (8/16/32-bit integer or float, grey or RGB, one or many pages) with tifffile.
+
+    Each page of a multi-page grey file becomes one :class:`Frame`.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            arr = series.asarray()
+            photometric = getattr(tif.pages[0], "photometric", None)
+    except MedcloakError:
+        raise
+    except Exception as exc:  # tifffile raises many types (TiffFileError, ValueError, struct.error, ...)
+        raise MedcloakError(f"cannot decode TIFF ({exc.__class__.__name__}: {exc})", path) from None
+    arr = np.squeeze(arr) if arr.ndim > 2 else arr
+    if photometric is not None and int(photometric) == 0 and np.issubdtype(arr.dtype, np.integer):
+        arr = np.iinfo(arr.dtype).max - arr  # MINISWHITE -> invert to "high = bright"
+    stack, colour = _classify(arr, path)
+    _check_size(stack, path)
+    bits = 1 if arr.dtype == bool else arr.dtype.itemsize * 8
+    return _frames_from_stack(stack, path=path, modality="OT", bit_depth=bits, fmt="TIFF", colour=colour)
+
+
+def read_array_file(path: str | os.PathLike) -> list[Frame]:
+    """Read an ``.npy`` file, or the first array of an ``.npz`` file (``allow_pickle=False``).
+
+    Accepted shapes: (H, W), (N, H, W), (H, W, 3|4), (N, H, W, 3|4). A 3-D array whose last axis
+    is 3 or 4 and whose first axis is larger than 4 is taken as one colour image.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if isinstance(data, np.lib.npyio.NpzFile):
+                with data:
+                    keys = list(data.files)
+                    if not keys:
+                        raise MedcloakError("NPZ archive holds no arrays", path)
+                    arr = data[keys[0]]
+                fmt = "NPZ"
+            else:
+                arr = np.asarray(data)
+                fmt = "NPY"
+    except MedcloakError:
+        raise
+    except Exception as exc:  # numpy/zipfile raise OSError, ValueError, BadZipFile, EOFError, ...
+        raise MedcloakError(f"not a valid NPY/NPZ file ({exc.__class__.__name__}: {exc})", path) from None
+    if not isinstance(arr, np.ndarray):
+        raise MedcloakError("not a valid NPY/NPZ file (no array inside)", path)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+        raise MedcloakError(f"unsupported array dtype {arr.dtype}", path)
+    stack, colour = _classify(arr, path)
+    _check_size(stack, path)
+    bits = 1 if arr.dtype == bool else arr.dtype.itemsize * 8
+    return _frames_from_stack(stack, path=path, modality="OT", bit_depth=bits, fmt=fmt, colour=colour)
+
+
 def write_png(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8) -> None:
     """Write a grey-scale float image in [0, 1] as an 8- or 16-bit PNG, atomically."""
     if np.ndim(img) != 2:
@@ -33,3 +253,19 @@ def write_png(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8) -> Non
     buf = _io.BytesIO()
     Image.fromarray(to_uint(img, bits=bits)).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def write_npy(path: str | os.PathLike, arr: np.ndarray) -> None:
+    """Write an array as ``.npy`` (no pickling), atomically and deterministically.
+
+    Float images are stored as float32 (the library convention); other dtypes (e.g. bool
+    masks, uint8 labels) are stored as they are.
+    """
+    a = np.asarray(arr)
+    if a.dtype == object:
+        raise MedcloakError("write_npy cannot store object arrays", path)
+    if np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+    buf = _io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    atomic_write_bytes(Path(path), buf.getvalue())
