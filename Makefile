@@ -17,7 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/medcloak demo --out runs/demo
+	$(BIN)/medcloak synth runs/demo/data --n 1024 --size 128 --seed 0 --force --grid runs/demo/synth-grid.png
+	@echo "demo: dataset in runs/demo/data, figure in runs/demo/synth-grid.png"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
