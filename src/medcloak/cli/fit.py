@@ -1,0 +1,75 @@
+"""``medcloak fit``: fit the obfuscator's VAE on the owner's dataset and save it (secret)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medcloak.cli._app import app
+
+__all__ = ["fit"]
+
+
+@app.command()
+def fit(
+    dataset: Path = typer.Argument(..., help="Dataset folder holding labels.csv (train/val splits assigned)."),
+    key_file: Path = typer.Option(..., "--key", help="Key file (medcloak keygen)."),
+    out: Path = typer.Option(..., "--out", help="Model folder to create (secret material: mode 0700)."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs (default: the VAE's tuned default)."),
+    size: int = typer.Option(128, "--size", help="Frames are resized to SIZE x SIZE."),
+    levels: int = typer.Option(256, "--levels", help="Quantisation levels before the keyed map."),
+    out_levels: int = typer.Option(None, "--out-levels", help="Output levels of the keyed map (default: LEVELS)."),
+    order: str = typer.Option("vae-then-map", "--order", help="vae-then-map | map-then-vae | map-only."),
+    latent: str = typer.Option("mean", "--latent", help="mean | sampled (key-derived latent noise)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="VAE training batch size."),
+    beta: float = typer.Option(None, "--beta", help="Weight of the VAE's KL term."),
+    seed: int = typer.Option(None, "--seed", help="Seed of VAE initialisation and shuffling (not protective)."),
+    val_target: str = typer.Option(None, "--val-target", help="labels.csv column whose files the validation "
+                                   "reconstructions are compared to (e.g. 'clean'); default the frames."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUT."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+) -> None:
+    """Fit the obfuscator's VAE on a dataset's train split and save it, bound to the key.
+
+    The validation curve (val split) is printed per epoch."""
+    from dataclasses import replace
+
+    from medcloak.errors import MedcloakError
+    from medcloak.io.arrays import load_split
+    from medcloak.io.dataset import read_manifest
+    from medcloak.keys import Key
+    from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
+    from medcloak.obfuscation.vae import VAEConfig
+
+    key = Key.load(key_file)
+    if (out / "obfuscator.json").exists() and not overwrite:
+        raise MedcloakError("already holds a medcloak model; choose another folder or pass --overwrite", out)
+    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "beta": beta, "seed": seed}.items()
+                 if v is not None}
+    config = ObfuscationConfig(levels=levels, out_levels=out_levels, order=order, latent=latent, image_size=size,
+                               vae=replace(VAEConfig(), **overrides))
+    manifest = read_manifest(dataset)
+    train = load_split(manifest, "train", size=size)
+    if len(train) == 0:
+        raise MedcloakError("the dataset has no 'train' split rows", manifest.root / "labels.csv")
+    val = load_split(manifest, "val", size=size)
+    val = val if len(val) else None
+    target = None
+    if val is not None and val_target:
+        target = load_split(manifest, "val", column=val_target, size=size)
+    typer.echo(f"key {key.short_fingerprint}; {len(train)} train / {0 if val is None else len(val)} val frames "
+               f"at {size}x{size}; order {order}, latent {latent}, levels {levels}")
+    obf = Obfuscator(key, config=config)
+    n_epochs = config.vae.epochs
+
+    def show(row: dict) -> None:
+        val_part = "" if row.get("val_loss") is None else (
+            f"  val_loss {row['val_loss']:.5f}  val_ssim {row['val_ssim']:.4f}")
+        typer.echo(f"epoch {row['epoch']:>3}/{n_epochs}  train_loss {row['train_loss']:.5f}{val_part}"
+                   f"  ({row['seconds']:.1f} s)")
+
+    obf.fit(train, val, val_target=target, progress=progress, callback=show)
+    obf.save(out, overwrite=overwrite)
+    typer.echo(f"saved model to {out} (model fingerprint {obf.model_fingerprint[:16]}, "
+               f"bound to key {key.short_fingerprint}); keep it as secret as the key")
