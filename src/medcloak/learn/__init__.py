@@ -1,1 +1,36 @@
-"""medcloak.learn."""
+"""The cloud's side: train and evaluate a binary classifier on (obfuscated) frames.
+
+* :mod:`.models` -- the classifier factory (``small`` / ``wide`` VGG-like CNNs, MONAI DenseNet;
+  optional level-embedding input) and its model file;
+* :mod:`.recipe` -- the one frozen training :class:`Recipe`;
+* :mod:`.train` -- :func:`train_classifier` (early stopping, curves, epoch times);
+* :mod:`.evaluate` -- :func:`evaluate` (metrics with bootstrap CIs, confusion, ROC);
+* :mod:`.predict` -- the deployed path (obfuscate with the owner's key, then predict);
+* :mod:`.artifacts` -- the files of a training run;
+* :mod:`.grid` -- :func:`compare` and :func:`utility_grid` (original vs obfuscated, same recipe).
+"""
+
+from medcloak.learn.evaluate import binary_metrics, evaluate
+from medcloak.learn.grid import Comparison, GridConfig, compare, utility_grid
+from medcloak.learn.models import ClassifierConfig, build_classifier, load_classifier, save_classifier
+from medcloak.learn.predict import predict_files, predict_proba
+from medcloak.learn.recipe import Recipe
+from medcloak.learn.train import TrainResult, train_classifier
+
+__all__ = [
+    "Recipe",
+    "ClassifierConfig",
+    "build_classifier",
+    "save_classifier",
+    "load_classifier",
+    "TrainResult",
+    "train_classifier",
+    "evaluate",
+    "binary_metrics",
+    "predict_proba",
+    "predict_files",
+    "Comparison",
+    "GridConfig",
+    "compare",
+    "utility_grid",
+]
