@@ -44,8 +44,10 @@ def frames():
     return _frames()
 
 
-def _score(rec, x):
-    return M.ssim(rec, x), M.vessel_dice(M.vessel_map(rec), M.vessel_map(x))
+def _score(rec, x, masks):
+    """SSIM, and the vessel Dice of the reconstruction's hand-made map against the true masks
+    as a fraction of the original's (the ceiling of any reconstruction)."""
+    return M.ssim(rec, x), M.vessel_recovery(rec, masks) / M.vessel_recovery(x, masks)
 
 
 @pytest.mark.parametrize(
@@ -54,10 +56,10 @@ def _score(rec, x):
     ids=["identity", "monotone"],
 )
 def test_weak_maps_are_recovered_almost_fully(frames, table):
-    x, _ = frames
+    x, masks = frames
     rec = S.ciphertext_only_attack(_apply(x, table), levels=L)
-    ssim, dice = _score(rec, x)
-    assert ssim >= 0.9 and dice >= 0.8, (ssim, dice)
+    ssim, dice = _score(rec, x, masks)
+    assert ssim >= 0.9 and dice >= 0.9, (ssim, dice)
 
 
 def test_random_permutation_of_smooth_frames(frames):

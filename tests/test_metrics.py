@@ -4,6 +4,7 @@ import doctest
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from medcloak import metrics
@@ -152,3 +153,92 @@ def test_reidentification_noisy_copies_and_bad_args():
         reidentification_topk(orig, orig, metric="mse")
     with pytest.raises(ValueError):
         reidentification_topk(orig, orig, k=0)
+
+
+def test_vessel_dice_ignore_counts_neither_way():
+    pred = np.zeros((8, 8), bool)
+    true = np.zeros((8, 8), bool)
+    true[2, :] = True
+    pred[2, :] = True
+    pred[5, :] = True  # a false tube (e.g. the catheter)
+    ign = np.zeros((8, 8), bool)
+    ign[5, :] = True
+    assert vessel_dice(pred, true) == pytest.approx(2 * 8 / 24)
+    assert vessel_dice(pred, true, ignore=ign) == 1.0
+    # an ignored pixel of the true mask is not a miss either
+    assert vessel_dice(pred & ~ign, true | ign, ignore=ign) == 1.0
+    # ignoring everything: two empty masks agree
+    assert vessel_dice(pred, true, ignore=np.ones((8, 8), bool)) == 1.0
+    with pytest.raises(ValueError, match="ignore"):
+        vessel_dice(pred, true, ignore=np.zeros((8, 9), bool))
+    x = _line_image()
+    ign32 = np.zeros(x.shape, bool)
+    ign32[:, :10] = True
+    assert vessel_recovery(x, x < 0.5, ignore=ign32) == vessel_dice(vessel_map(x), x < 0.5, ignore=ign32)
+
+
+def _tree_image(size=64, faint=0.25, strong=0.5, isolated=True):
+    """A strong trunk that continues as a faint vessel, and (optionally) an equally faint lone
+    vessel, seen through a detector blur of 0.7 px (as the generator's frames)."""
+    att = np.zeros((size, size))
+    att[20:23, 6:32] += strong        # trunk, 3 px wide
+    att[20:23, 32:58] += faint        # its faint distal part
+    if isolated:
+        att[40:43, 10:58] += faint    # same contrast, not connected to any strong vessel
+    return np.exp(-ndimage.gaussian_filter(att, 0.7)) * 0.85
+
+
+def test_vessel_map_keeps_faint_vessels_only_where_they_join_the_tree():
+    m = vessel_map(_tree_image())
+    assert m[20:23, 10:30].all()              # trunk
+    assert m[19:24, 34:56].any(axis=0).all()  # faint part, connected to the trunk
+    assert not m[36:47, :].any()               # equally faint, isolated: not a vessel
+    # nothing but faint vessels: no seed, empty map (no fixed fraction of pixels is forced)
+    assert not vessel_map(_tree_image(strong=0.25)[30:]).any()
+
+
+def test_vessel_map_area_follows_content_and_ignores_gain_and_broad_anatomy():
+    one = _tree_image(isolated=False)
+    att = np.zeros(one.shape)
+    att[44:47, 6:58] = 0.5                     # a second trunk
+    two = one * np.exp(-ndimage.gaussian_filter(att, 0.7))
+    a1, a2 = vessel_map(one).sum(), vessel_map(two).sum()
+    assert 1.6 < a2 / a1 < 2.6                 # twice the vessels, about twice the area
+    # display gain: the line integral only shifts by a constant
+    assert vessel_dice(vessel_map(0.6 * two), vessel_map(two)) > 0.99
+    # a broad dark band (rib/heart shadow, wider than the disk) and a step edge are not vessels
+    broad = np.full((64, 64), 0.8)
+    broad[20:34, :] *= np.exp(-0.5)
+    broad[:, 50:] *= np.exp(-0.4)
+    assert vessel_map(broad).mean() < 0.01
+    # the scale follows the frame side: a 5-px band is a vessel at 128 px (disk radius 3 px), too
+    # broad for a 1-px disk (the default at 32 px)
+    band = np.full((128, 128), 0.8)
+    band[60:65, 10:118] = 0.3
+    assert vessel_map(band)[60:65, 20:108].mean() > 0.9
+    assert vessel_map(band, radius=1)[61:64, 20:108].mean() < 0.1
+    with pytest.raises(ValueError, match="radius"):
+        vessel_map(band, radius=0)
+
+
+@pytest.fixture(scope="module")
+def synth128():
+    from medcloak.synth import generate
+
+    return generate(16, size=128, seed=21, frames_per_patient=4)
+
+
+def test_vessel_map_ceiling_on_generator_frames(synth128):
+    """The hand-made map of noise-free frames against the visible-lumen mask (catheter ignored)."""
+    d = synth128
+    clean = vessel_map(d.clean)
+    ceiling = vessel_dice(clean, d.masks, ignore=d.catheter)
+    assert ceiling >= 0.8, ceiling
+    # the catheter is a dark tube the map finds: counting it lowers the score
+    assert vessel_dice(clean, d.masks) < ceiling - 0.02
+    assert (clean & d.catheter).sum() > 0.3 * d.catheter.sum()
+    # noisy frames score a little lower; the wrong frame's mask scores far lower
+    noisy = vessel_recovery(d.frames, d.masks, ignore=d.catheter)
+    assert ceiling - 0.15 < noisy <= ceiling + 0.01
+    other = np.roll(np.arange(len(d)), 8)
+    assert vessel_dice(clean, d.masks[other], ignore=d.catheter | d.catheter[other]) < 0.4

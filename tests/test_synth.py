@@ -154,7 +154,7 @@ def test_write_synth_manifest_patient_wise(tmp_path):
     split_of = {}
     for r in back.records:
         assert split_of.setdefault(r.patient_id, r.split) == r.split
-        for col in ("mask", "clean", "stenosis", "view", "frame"):
+        for col in ("mask", "catheter_mask", "clean", "stenosis", "view", "frame"):
             assert r.extra[col] != ""
         assert back.abspath(r.path).is_file() and back.abspath(r.extra["mask"]).is_file()
         assert back.abspath(r.extra["clean"]).is_file()
@@ -163,6 +163,11 @@ def test_write_synth_manifest_patient_wise(tmp_path):
 
     m0 = np.asarray(Image.open(back.abspath(back.records[0].extra["mask"]))) > 127
     np.testing.assert_array_equal(m0, d.masks[0])
+    i = int(np.argmax(d.catheter.sum(axis=(1, 2))))
+    rec = next(r for r in back.records if r.path == man.records[i].path)
+    c0 = np.asarray(Image.open(back.abspath(rec.extra["catheter_mask"]))) > 127
+    assert c0.any()
+    np.testing.assert_array_equal(c0, d.catheter[i])
     with pytest.raises(MedcloakError, match="already holds"):
         write_synth(tmp_path / "ds", d, seed=0, progress=False, overwrite=False)
 
@@ -207,3 +212,37 @@ def test_cli_refuses_existing_dataset(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "y"), "--size", "8"]) == 2
     assert "size" in capsys.readouterr().err
     assert main(["grid", str(out), "--out", str(tmp_path / "g.png")]) == 0 and (tmp_path / "g.png").is_file()
+
+
+def test_visible_mask_catheter_and_full_mask(small):
+    d = small
+    assert d.masks_full.shape == d.catheter.shape == d.masks.shape
+    assert d.masks_full.dtype == d.catheter.dtype == bool
+    assert not (d.masks & ~d.masks_full).any()  # visible lumen is part of the lumen
+    assert d.catheter.any(axis=(1, 2)).mean() > 0.5
+    # the catheter is a dark tube in the clean frame, like the vessels
+    for i in range(len(d)):
+        c = d.catheter[i] & ~d.masks_full[i]
+        if c.sum() < 10:
+            continue
+        ring = ndimage.binary_dilation(c, iterations=3) & ~c & ~d.masks_full[i]
+        assert d.clean[i][ring].mean() - d.clean[i][c].mean() > 0.01, i
+
+
+def test_visible_contrast_threshold_only_changes_the_mask():
+    kw = dict(size=32, seed=4, frames_per_patient=2)
+    base = generate(4, **kw)
+    none = generate(4, visible_contrast=0.0, **kw)
+    strict = generate(4, visible_contrast=0.15, **kw)
+    np.testing.assert_array_equal(none.masks, none.masks_full)
+    for other in (none, strict):  # the threshold draws nothing: frames and lumen are the same
+        np.testing.assert_array_equal(other.frames, base.frames)
+        np.testing.assert_array_equal(other.masks_full, base.masks_full)
+    assert strict.masks.sum() < base.masks.sum() <= none.masks.sum()
+    # what the strict threshold drops is fainter in the clean frame than what it keeps
+    dropped, kept = base.masks & ~strict.masks, strict.masks
+    assert dropped.any() and kept.any()
+    assert base.clean[dropped].mean() > base.clean[kept].mean()
+    for bad in (-0.1, 1.0, "0.1", True):
+        with pytest.raises(MedcloakError, match="visible_contrast"):
+            generate(4, visible_contrast=bad, **kw)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["splat_tubes", "beer_lambert", "detect"]
+__all__ = ["splat_tubes", "beer_lambert", "detect", "expected_signal"]
 
 
 def splat_tubes(
@@ -121,6 +121,17 @@ def detect(
     """
     expected = np.clip(transmission * gain, 0.0, None)
     counts = rng.poisson(expected * photons) / photons
-    clean = ndimage.gaussian_filter(expected, blur_px, mode="nearest")
+    clean = expected_signal(transmission, gain=gain, blur_px=blur_px)
     noisy = ndimage.gaussian_filter(counts, blur_px, mode="nearest")
     return np.clip(noisy, 0.0, 1.0).astype(np.float32), np.clip(clean, 0.0, 1.0).astype(np.float32)
+
+
+def expected_signal(transmission: np.ndarray, *, gain: float, blur_px: float) -> np.ndarray:
+    """Noise-free detector signal: ``gaussian(transmission * gain, blur_px)`` (float64, unclipped).
+
+    The ``clean`` frame of :func:`detect` before clipping to [0, 1] and rounding to float32;
+    used on its own to render a frame without some structure (e.g. without the vessels, to
+    measure their visible contrast) with no random draw.
+    """
+    expected = np.clip(np.asarray(transmission, np.float64) * gain, 0.0, None)
+    return ndimage.gaussian_filter(expected, blur_px, mode="nearest")

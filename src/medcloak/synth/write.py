@@ -32,11 +32,16 @@ def write_synth(
 
     Layout::
 
-        out/frames/<patient>_<k>.png   detector frame
-        out/masks/<patient>_<k>.png    vessel mask (0 / 255)
-        out/clean/<patient>_<k>.png    frame without quantum noise
-        out/dicom/<patient>.dcm        (``dicom=True``) one multi-frame XA cine per patient
-        out/labels.csv                 path, label, patient_id, split, mask, clean, stenosis, view, frame
+        out/frames/<patient>_<k>.png     detector frame
+        out/masks/<patient>_<k>.png      visible vessel lumen, ``SynthSet.masks`` (0 / 255)
+        out/catheter/<patient>_<k>.png   catheter lumen, ``SynthSet.catheter`` (0 / 255)
+        out/clean/<patient>_<k>.png      frame without quantum noise
+        out/dicom/<patient>.dcm          (``dicom=True``) one multi-frame XA cine per patient
+        out/labels.csv                   path, label, patient_id, split, mask, catheter_mask, clean,
+                                         stenosis, view, frame
+
+    The catheter column is named ``catheter_mask`` so that readers treat it as a mask
+    (:func:`medcloak.io.arrays.is_mask_column`); it is left out when ``data.catheter`` is None.
 
     Parameters
     ----------
@@ -66,7 +71,8 @@ def write_synth(
     if not overwrite and (out / LABELS_CSV).exists():
         raise MedcloakError(f"already holds a dataset ({LABELS_CSV}); choose another folder or overwrite", out)
     n = len(data.labels)
-    if not (len(data.frames) == len(data.masks) == len(data.clean) == len(data.patient_ids) == n):
+    if not (len(data.frames) == len(data.masks) == len(data.clean) == len(data.patient_ids) == n) or (
+            data.catheter is not None and len(data.catheter) != n):
         raise MedcloakError("SynthSet arrays and lists differ in length", out)
     records = []
     names = [f"{pid}_{int(k)}.png" for pid, k in zip(data.patient_ids, data.frame_index)]
@@ -75,8 +81,11 @@ def write_synth(
         write_png(out / "frames" / names[i], data.frames[i])
         write_png(out / "masks" / names[i], data.masks[i].astype(np.float32))
         write_png(out / "clean" / names[i], data.clean[i])
-        extra = {
-            "mask": f"masks/{names[i]}",
+        extra = {"mask": f"masks/{names[i]}"}
+        if data.catheter is not None:
+            write_png(out / "catheter" / names[i], np.asarray(data.catheter[i]).astype(np.float32))
+            extra["catheter_mask"] = f"catheter/{names[i]}"
+        extra |= {
             "clean": f"clean/{names[i]}",
             "stenosis": str(int(bool(data.stenosis[i]))),
             "view": views[i],
