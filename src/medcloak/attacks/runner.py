@@ -149,6 +149,9 @@ class AttackVictim:
         Test frames and their obfuscated versions (what the cloud holds).
     test_masks : ndarray of bool (M, H, W)
         Vessel masks of the test frames (from the generator, or traced).
+    test_ignore : ndarray of bool (M, H, W), optional
+        Pixels no vessel score counts either way (the catheter: ``SynthSet.catheter``, or a
+        dataset's ``catheter_mask`` column); see :func:`medcloak.metrics.vessel_dice`.
     levels : int
         Grey levels of the obfuscated frames (public parameter).
     description : str
@@ -163,8 +166,14 @@ class AttackVictim:
     test_masks: np.ndarray
     levels: int = 256
     description: str = ""
+    test_ignore: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.test_ignore is not None:
+            self.test_ignore = np.asarray(self.test_ignore).astype(bool)
+            if self.test_ignore.shape != np.shape(self.test_masks):
+                raise MedcloakError(f"victim: test_ignore {self.test_ignore.shape} does not match the masks "
+                                    f"{np.shape(self.test_masks)}")
         self.test_originals = np.asarray(self.test_originals, np.float32)
         self.test_obfuscated = np.asarray(self.test_obfuscated, np.float32)
         self.test_masks = np.asarray(self.test_masks).astype(bool)
@@ -263,8 +272,8 @@ def _score_recon(recon: np.ndarray, victim: AttackVictim, config: AttackConfig) 
     return {
         "ssim": metrics.ssim(recon, orig),
         "psnr": metrics.psnr(recon, orig),
-        "vessel_dice": metrics.vessel_dice(rmap, masks),
-        "vessel_agreement": metrics.vessel_dice(rmap, metrics.vessel_map(orig)),
+        "vessel_dice": metrics.vessel_dice(rmap, masks, ignore=victim.test_ignore),
+        "vessel_agreement": metrics.vessel_dice(rmap, metrics.vessel_map(orig), ignore=victim.test_ignore),
         "reid_top1": reid[1],
         "reid_top5": reid[5],
     }
@@ -273,7 +282,7 @@ def _score_recon(recon: np.ndarray, victim: AttackVictim, config: AttackConfig) 
 def _score_segmentation(seg: np.ndarray, victim: AttackVictim) -> dict:
     from medcloak import metrics
 
-    return {"vessel_dice": metrics.vessel_dice(seg, victim.test_masks)}
+    return {"vessel_dice": metrics.vessel_dice(seg, victim.test_masks, ignore=victim.test_ignore)}
 
 
 def _row(threat: str, variant: str, scores: dict, prior: dict | None, seconds: float, n_pairs=None) -> dict:
@@ -457,7 +466,7 @@ def _handmade_rows(victim: AttackVictim, prior_scores: dict) -> list[dict]:
     t = time.perf_counter()
     masks = handmade_vessel_masks(victim.test_obfuscated)
     seconds = (time.perf_counter() - t) / max(len(masks), 1)
-    return [_row("T0-handmade", str(name), {"vessel_dice": metrics.vessel_dice(m, victim.test_masks)},
+    return [_row("T0-handmade", str(name), {"vessel_dice": metrics.vessel_dice(m, victim.test_masks, ignore=victim.test_ignore)},
                  prior_scores, seconds)
             for name, m in masks.items()]
 
@@ -518,6 +527,7 @@ def synthetic_victim(
         test_originals=frames[is_test],
         test_obfuscated=obf.obfuscate(frames[is_test]),
         test_masks=masks[is_test],
+        test_ignore=np.asarray(s.catheter, bool)[is_test] if s.catheter is not None else None,
         levels=config.resolved_out_levels,
         description=f"synthetic victim: {n} frames {size}x{size}, generator seed {seed}, "
                     f"{len(patients)} patients ({n_test} test), order={config.order}, levels={config.levels}",
@@ -551,6 +561,9 @@ def dataset_victim(obfuscator, manifest, *, size: int | None = None, attacker_co
     if len(test) == 0 or len(train) == 0:
         raise MedcloakError("the dataset needs 'train' and 'test' split rows", manifest.root / LABELS_CSV)
     masks = load_split(manifest, "test", column="mask", size=size)
+    ignore = None
+    if all(r.extra.get("catheter_mask") for r in manifest.subset("test")):  # written by write_synth
+        ignore = np.asarray(load_split(manifest, "test", column="catheter_mask", size=size), bool)
     config = obfuscator.config
     return AttackVictim(
         scheme=MedcloakScheme(attacker_config or config),
@@ -559,6 +572,7 @@ def dataset_victim(obfuscator, manifest, *, size: int | None = None, attacker_co
         test_originals=test,
         test_obfuscated=obfuscator.obfuscate(test),
         test_masks=masks,
+        test_ignore=ignore,
         levels=config.resolved_out_levels,
         description=f"dataset {manifest.root}: {len(train)} train / {len(test)} test frames at {size}x{size}, "
                     f"order={config.order}, levels={config.levels}, key {obfuscator.key.short_fingerprint}",

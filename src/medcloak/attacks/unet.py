@@ -11,6 +11,8 @@ caller's global torch RNG is left untouched.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -115,6 +117,9 @@ def train_network(
     task: str = "inverse",
     progress: bool = True,
     desc: str = "attack",
+    monitor: Callable[[nn.Module], float] | None = None,
+    eval_every: int = 50,
+    patience: int | None = None,
 ) -> nn.Module:
     """Train a fresh U-Net from ``inputs`` to ``targets``.
 
@@ -131,11 +136,22 @@ def train_network(
         loss Dice + binary cross-entropy (MONAI ``DiceCELoss``).
     progress : bool
         tqdm bar over steps on stderr.
+    monitor : callable, optional
+        Early stopping: ``monitor(net) -> score`` (higher is better, e.g. a held-out Dice) is
+        called with the network in eval mode every ``eval_every`` steps and after the last step.
+        The weights of the best-scoring evaluation are kept and returned.
+    eval_every : int
+        Steps between two ``monitor`` calls (>= 1).
+    patience : int, optional
+        Stop once ``patience`` consecutive evaluations have not improved on the best score
+        (``None``: run all ``config.steps``).
 
     Returns
     -------
     nn.Module
-        The trained network in eval mode; use :func:`predict`.
+        The trained network in eval mode; use :func:`predict`. With ``monitor`` it carries
+        ``net.history`` (list of ``(step, score)``, step = optimisation steps done),
+        ``net.best_step`` and ``net.steps_run``.
     """
     from tqdm.auto import tqdm
 
@@ -166,9 +182,32 @@ def train_network(
     bs = min(config.batch_size, max(n, 2))
     order = torch.randperm(n, generator=gen)
     pos, running = 0, None
+    if monitor is not None and eval_every < 1:
+        raise MedcloakError(f"attack net: eval_every must be >= 1, got {eval_every}")
+    history: list[tuple[int, float]] = []
+    best: tuple[float, int, dict] | None = None  # (score, step, state)
+    stale = 0
+
+    def evaluate(done: int) -> bool:
+        """Score the net after ``done`` steps; True when patience has run out."""
+        nonlocal best, stale
+        net.eval()
+        with torch.inference_mode():
+            score = float(monitor(net))
+        net.train()
+        history.append((done, score))
+        if best is None or score > best[0]:
+            best, stale = (score, done, copy.deepcopy(net.state_dict())), 0
+        else:
+            stale += 1
+        if progress:
+            bar.set_postfix(loss=f"{running:.4f}", val=f"{score:.3f}", best=f"{best[0]:.3f}")
+        return patience is not None and stale >= patience
+
     bar = tqdm(range(config.steps), desc=desc, unit="step", disable=not progress, leave=False,
                mininterval=1.0)
     net.train()
+    steps_run = 0
     for step in bar:
         if pos + bs > n:  # reshuffle; batches have a fixed size (batch norm needs >= 2)
             order, pos = torch.cat([order[pos:], torch.randperm(n, generator=gen)]), 0
@@ -186,8 +225,18 @@ def train_network(
         sched.step()
         lv = loss.item()
         running = lv if running is None else 0.95 * running + 0.05 * lv
-        if progress and step % 20 == 0:
+        steps_run = step + 1
+        if progress and step % 20 == 0 and monitor is None:
             bar.set_postfix(loss=f"{running:.4f}")
+        if monitor is not None and steps_run % eval_every == 0 and steps_run < config.steps:
+            if evaluate(steps_run):
+                break
+    bar.close()
+    if monitor is not None:
+        if not history or history[-1][0] != steps_run:
+            evaluate(steps_run)
+        net.load_state_dict(best[2])
+        net.history, net.best_step, net.steps_run = history, best[1], steps_run
     return net.eval()
 
 
