@@ -1,0 +1,194 @@
+"""Run every overhead benchmark and write ``benchmarks/results.json`` and ``benchmarks/RESULTS.md``.
+
+Each benchmark runs in its own process (its thread settings and memory do not leak into the
+next) and writes its JSON; this script merges them, writes the Markdown table (date, machine:
+CPU model from /proc/cpuinfo, cores, torch version, threads) and prints it at the end.
+
+Benchmarks (issue "bench"):
+
+1. ``obfuscation_throughput.py`` -- frames/s of obfuscate vs a plain read/resize/write pass,
+   128/256/512 px, 1 and 2 workers, with a per-stage breakdown;
+2. ``peak_memory.py`` -- peak RSS of ``obfuscate_tree`` on 1,000 vs 10,000 frames;
+3. ``training_overhead.py`` -- classifier epoch time on obfuscated / original frames;
+4. ``vae_fit_time.py`` -- VAE fitting seconds per epoch at 128 and 256 px.
+
+Usage::
+
+    python benchmarks/run_all.py                  # full run (about 10-15 min on 2 cores), or: make bench
+    python benchmarks/run_all.py --quick --out-dir /tmp/b    # seconds: proves the scripts work
+    python benchmarks/run_all.py --only throughput memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine, now  # noqa: E402
+
+SCRIPTS = {
+    "throughput": ("obfuscation_throughput.py", [],
+                   ["--sizes", "32", "--frames", "8", "--repeats", "1", "--breakdown-frames", "4",
+                    "--input-size", "48", "--workers", "1", "--fit-frames", "8", "--fit-epochs", "1"]),
+    "memory": ("peak_memory.py", [], ["--frames", "20", "60", "--size", "32"]),
+    "training": ("training_overhead.py", [], ["--n", "48", "--size", "32", "--epochs", "2", "--repeats", "2"]),
+    "vae_fit": ("vae_fit_time.py", [], ["--sizes", "32", "--n", "16", "--epochs", "1", "--threads", "1"]),
+}
+
+HE_CONTEXT = ("For scale (quoted from the issue, not measured here): homomorphic-encryption inference "
+              "with TenSEAL costs about 2 s per encrypted 28x28 MNIST image, ~1000x plain inference.")
+
+
+def run(names: list[str], *, quick: bool, tmp: Path) -> dict[str, dict]:
+    docs = {}
+    for name in names:
+        script, full, small = SCRIPTS[name]
+        out = tmp / f"{name}.json"
+        cmd = [sys.executable, str(HERE / script), *(small if quick else full), "--out", str(out)]
+        print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"benchmark {name} failed with exit code {proc.returncode}")
+        docs[name] = json.loads(out.read_text())
+        print(f"=== {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return docs
+
+
+def _f(x, nd: int = 2) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def markdown(doc: dict) -> str:
+    m = doc["machine"]
+    b = doc["benchmarks"]
+    gpu = ("none: no GPU was lent to the benchmark session and `torch.cuda.is_available()` is False; "
+           "every figure is a CPU figure" if not m["cuda_available"] else
+           "available but not used: these benchmarks measure the CPU path")
+    lines = [
+        "# medcloak overhead benchmarks",
+        "",
+        f"- date: {doc['date']}" + (" (**quick smoke run: sizes too small to quote**)" if doc["quick"] else ""),
+        f"- machine: {m['cpu_model']}, {m['cores']} cores ({m['usable_cores']} usable), "
+        f"load average at start {m['load_average_1_5_15min']}",
+        f"- software: Python {m['python']}, torch {m['torch']} (oneDNN {'on' if m['mkldnn'] else 'off'}), "
+        f"numpy {m['numpy']}",
+        f"- GPU: {gpu}",
+        "- threads: obfuscation workers run one torch thread each (as `medcloak obfuscate`); classifier "
+        "training runs on one thread, VAE fitting on one thread and on all usable cores (see each table)",
+        f"- reproduce: `python benchmarks/run_all.py` (or `make bench`); total {doc['seconds']:.0f} s",
+        "",
+        HE_CONTEXT,
+    ]
+    if "throughput" in b:
+        t = b["throughput"]
+        lines += ["", "## 1. Obfuscation throughput (frames/s)", "",
+                  f"Inputs: {t['input']['files']} {t['input']['size']}x{t['input']['size']} {t['input']['format']} "
+                  f"files ({t['input']['source']}); plain = read + resize + write PNG; obfuscate = the same + "
+                  "`Obfuscator.obfuscate` (default VAE fitted at 128 px, weights shared by all sizes; vae-then-map, "
+                  "256 levels); best of "
+                  f"{t['repeats']} alternating passes, workers started before the clock. `obfuscate_tree` = "
+                  "`medcloak obfuscate` end to end (hashes, fsynced manifest, worker start-up inside the clock); "
+                  "\"w/o start-up\" subtracts the time of a one-file run.",
+                  "", "| px | workers | frames | plain | obfuscate | obfuscate / plain | obfuscate_tree | "
+                  "obfuscate_tree w/o start-up | its ratio to plain |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in t["sizes"]:
+            for r in s["runs"]:
+                lines.append(f"| {s['size']} | {r['workers']} | {s['frames']} | {_f(r['plain_fps'], 1)} | "
+                             f"{_f(r['obfuscate_fps'], 1)} | **{_f(r['ratio_obfuscate_over_plain'])}** | "
+                             f"{_f(r['obfuscate_tree_fps'], 1)} | {_f(r['obfuscate_tree_fps_excl_startup'], 1)} | "
+                             f"{_f(r['ratio_tree_excl_startup_over_plain'])} |")
+        lines += ["", "Target: obfuscate / plain >= 0.5 at 256 px.", "",
+                  "Per-frame cost, ms (one process, one torch thread):", "",
+                  "| px | decode | resize | VAE | mapping | encode+write | total | plain total | "
+                  "plain encode+write | PNG kB plain / obfuscated | "
+                  "VAE NCHW b1 (before) | VAE channels-last b1 (now) | VAE channels-last b8 | levels flipped by b8 |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in t["sizes"]:
+            bd = s["breakdown"]
+            ms = bd["obfuscate_ms_per_frame"]
+            v = list(bd["vae_variants_ms_per_frame"].values())
+            flips = list(bd["levels_flipped_vs_now"].values())
+            lines.append(f"| {s['size']} | {_f(ms['decode'])} | {_f(ms['resize'])} | {_f(ms['VAE'])} | "
+                         f"{_f(ms['mapping'], 3)} | {_f(ms['encode+write'])} | {_f(bd['obfuscate_total_ms'])} | "
+                         f"{_f(bd['plain_total_ms'])} | {_f(bd['plain_ms_per_frame']['encode+write'])} | "
+                         f"{bd['png_bytes_per_frame']['plain'] / 1e3:.0f} / {bd['png_bytes_per_frame']['obfuscated'] / 1e3:.0f} | "
+                         f"{_f(v[0])} | {_f(v[1])} | {_f(v[2])} | "
+                         f"{100 * flips[1]:.3f} % |")
+        lines += ["", "Mapping vs a memory copy of the same float32 frame:", "",
+                  "| px | mapping ms | GB/s | memcpy ms | GB/s |", "|---:|---:|---:|---:|---:|"]
+        for s in t["sizes"]:
+            bd = s["breakdown"]
+            lines.append(f"| {s['size']} | {_f(bd['mapping_ms_per_frame'], 3)} | {_f(bd['mapping_gb_per_s'])} | "
+                         f"{_f(bd['memcpy_ms_per_frame'], 3)} | {_f(bd['memcpy_gb_per_s'])} |")
+    if "memory" in b:
+        mm = b["memory"]
+        lines += ["", "## 2. Peak memory of `obfuscate_tree` (RSS)", "",
+                  f"{mm['size']}x{mm['size']} PNG frames, {mm['workers']} worker(s), each run in a fresh process "
+                  "(`VmHWM` of /proc/self/status).", "", "| run | frames | peak MiB | seconds |", "|---|---:|---:|---:|",
+                  f"| load model + obfuscate 1 frame | 1 | {_f(mm['floor']['peak_mib'], 1)} | "
+                  f"{_f(mm['floor']['seconds'], 1)} |"]
+        for r in mm["runs"]:
+            lines.append(f"| obfuscate_tree | {r['frames']} | {_f(r['peak_mib'], 1)} | {_f(r['seconds'], 1)} |")
+        lines += ["", f"Growth from {mm['runs'][0]['frames']} to {mm['runs'][1]['frames']} frames: "
+                  f"**{mm['growth_mib']:+.1f} MiB** (ratio {mm['ratio_large_over_small']:.3f})."]
+    if "training" in b:
+        tr = b["training"]
+        lines += ["", "## 3. Cloud training overhead", "",
+                  f"`train_classifier`, model `{tr['model']}`, one Recipe object for both sides, "
+                  f"{tr['frames']['train']} training frames at {tr['frames']['size']} px, {tr['threads']} torch "
+                  f"thread(s), {len(tr['runs']['original'])} alternating runs per side; fastest epoch after the "
+                  "first of each run (median in the last column).", "",
+                  "| frames | s / epoch (fastest) | s / epoch (median) |", "|---|---:|---:|",
+                  f"| original | {_f(tr['epoch_seconds']['original'])} | {_f(tr['median_epoch_seconds']['original'])} |",
+                  f"| obfuscated | {_f(tr['epoch_seconds']['obfuscated'])} | "
+                  f"{_f(tr['median_epoch_seconds']['obfuscated'])} |", "",
+                  f"Ratio obfuscated / original: **{tr['ratio_obfuscated_over_original']:.3f}** (target <= 1.05; "
+                  f"ratio of medians {tr['ratio_of_medians']:.3f})."]
+    if "vae_fit" in b:
+        v = b["vae_fit"]
+        lines += ["", "## 4. VAE fitting time (default VAEConfig)", "",
+                  f"{v['sizes'][0]['frames']} frames, batch {v['config']['batch_size']}, fastest of "
+                  f"{v['config']['epochs']} epochs.",
+                  "", f"| px | torch threads | s / epoch | ms / frame | minutes for {v['default_epochs']} epochs x "
+                  "1,000 frames |", "|---:|---:|---:|---:|---:|"]
+        for r in v["sizes"]:
+            lines.append(f"| {r['size']} | {r['threads']} | {_f(r['seconds_per_epoch'])} | {_f(r['ms_per_frame'], 1)} | "
+                         f"{_f(r['default_fit_1000_frames_minutes'], 1)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: proves every script works, numbers meaningless")
+    ap.add_argument("--only", nargs="+", choices=list(SCRIPTS), help="run only these benchmarks")
+    ap.add_argument("--out-dir", default=str(HERE), help="where results.json and RESULTS.md go (default benchmarks/)")
+    args = ap.parse_args(argv)
+    from medcloak.io.atomic import atomic_write_text
+
+    names = args.only or list(SCRIPTS)
+    started = time.perf_counter()
+    doc = {"date": now(), "machine": machine(), "quick": args.quick, "benchmarks": {}}
+    with tempfile.TemporaryDirectory(prefix="medcloak-bench-all-") as tmp:
+        doc["benchmarks"] = run(names, quick=args.quick, tmp=Path(tmp))
+    doc["seconds"] = time.perf_counter() - started
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
+    md = markdown(doc)
+    atomic_write_text(out / "RESULTS.md", md)
+    print("\n" + "=" * 100 + "\n" + md + "=" * 100)
+    print(f"wrote {out / 'results.json'} and {out / 'RESULTS.md'}")
+    return doc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Benchmarks run end to end at trivial sizes (no timing asserts), and the VAE speed-up keeps
+``medcloak obfuscate`` byte-identical whatever the number of workers or batch mates."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medcloak.io.images import write_png
+from medcloak.keys import Key
+from medcloak.obfuscation.batch import obfuscate_tree
+from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
+from medcloak.obfuscation.vae import VAE, VAEConfig, reconstruct
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+TINY = VAEConfig(base_channels=4, latent_channels=2, downsamples=2, residual_units=0, epochs=1, batch_size=4)
+KEY = Key(b"\x44" * 32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    return np.clip(0.2 + 0.5 * xx * yy + 0.2 * rng.random((10, 32, 32)), 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def obf(frames):
+    o = Obfuscator(KEY, config=ObfuscationConfig(vae=TINY, latent="sampled"))
+    o.fit(frames, progress=False)
+    return o
+
+
+def test_channels_last_reconstruct_agrees_and_is_deterministic(frames):
+    model = VAE(TINY).eval()
+    fast = VAE(TINY).eval()
+    fast.load_state_dict(model.state_dict())
+    fast = fast.to(memory_format=torch.channels_last)
+    ref = reconstruct(model, frames, batch_size=1)
+    cl = reconstruct(fast, frames, batch_size=1, channels_last=True)
+    assert np.abs(cl - ref).max() < 1e-5  # same network, another memory layout
+    assert np.array_equal(cl, reconstruct(fast, frames, batch_size=1, channels_last=True))
+    # the caller's model is not converted by the pipeline's fast path
+    assert model.encoder[0].conv.weight.is_contiguous()
+
+
+def test_obfuscate_same_bytes_whatever_batch_mates_and_position(obf, frames):
+    y = obf.obfuscate(frames)
+    for i in (0, 3, 9):
+        assert np.array_equal(obf.obfuscate(frames[i]), y[i])  # alone
+        mates = np.concatenate([frames[::-1], frames[i : i + 1]])  # last of a reversed stack
+        assert np.array_equal(obf.obfuscate(mates)[-1], y[i])
+    # the channels-last inference copy is made once and is not the fitted model itself
+    fast = obf._inference_model()
+    assert obf._inference_model() is fast and fast is not obf.model
+
+
+def test_vae_tree_byte_identical_for_1_and_2_workers(obf, frames, tmp_path):
+    src = tmp_path / "in"
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        write_png(src / f"f{i}.png", rng.random((40, 40)))  # resized to 32 by the batch runner
+    model = obf.save(tmp_path / "model")
+    one = obfuscate_tree(src, tmp_path / "w1", key=KEY, model_dir=model, workers=1, progress=False)
+    two = obfuscate_tree(src, tmp_path / "w2", key=KEY, model_dir=model, workers=2, batch_size=2, progress=False)
+    assert one.ok and two.ok and one.done == two.done == 6
+    for i in range(6):
+        a, b = (tmp_path / "w1" / f"f{i}.png").read_bytes(), (tmp_path / "w2" / f"f{i}.png").read_bytes()
+        assert a == b
+
+
+def _bench_module(name: str):
+    import importlib
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_at_a_trivial_size_and_the_table_is_written(tmp_path):
+    run_all = _bench_module("run_all")
+    docs = {}
+    for name, (script, _full, quick) in run_all.SCRIPTS.items():
+        if name == "vae_fit":
+            continue  # run below through run_all, in its own process
+        out = tmp_path / f"{name}.json"
+        docs[name] = _bench_module(script[:-3]).main([*quick, "--out", str(out)])
+        assert json.loads(out.read_text())["benchmark"] == docs[name]["benchmark"]
+    t = docs["throughput"]["sizes"][0]
+    run = t["runs"][0]
+    assert run["plain_fps"] > 0 and run["obfuscate_fps"] > 0 and run["obfuscate_tree_fps"] > 0
+    assert run["ratio_obfuscate_over_plain"] == pytest.approx(run["obfuscate_fps"] / run["plain_fps"])
+    bd = t["breakdown"]
+    assert set(bd["obfuscate_ms_per_frame"]) == {"decode", "resize", "VAE", "mapping", "encode+write"}
+    assert sum(bd["obfuscate_share"].values()) == pytest.approx(1.0)
+    assert 0 <= min(bd["levels_flipped_vs_now"].values()) and max(bd["levels_flipped_vs_now"].values()) < 0.5
+    mem = docs["memory"]
+    assert [r["frames"] for r in mem["runs"]] == [20, 60]
+    # the child's own peak (VmHWM), not the parent's inherited high-water mark: above the floor's imports
+    assert all(10 < r["peak_mib"] for r in mem["runs"]) and mem["floor"]["frames"] == 0
+    tr = docs["training"]
+    assert tr["ratio_obfuscated_over_original"] > 0 and len(tr["runs"]["obfuscated"][0]["epoch_seconds"]) == 2
+
+    merged = run_all.main(["--quick", "--only", "vae_fit", "--out-dir", str(tmp_path)])
+    assert json.loads((tmp_path / "results.json").read_text())["benchmarks"].keys() == {"vae_fit"}
+    assert merged["benchmarks"]["vae_fit"]["sizes"][0]["seconds_per_epoch"] > 0
+    merged["benchmarks"].update(docs)
+    md = run_all.markdown(merged)
+    for needle in (merged["machine"]["cpu_model"], "GPU", "torch", "threads", "quick smoke run", "| 32 |",
+                   "Peak memory", "Ratio obfuscated / original", "VAE fitting"):
+        assert needle in md
