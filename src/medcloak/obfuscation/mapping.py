@@ -127,8 +127,9 @@ def quantise(frames: np.ndarray, levels: int) -> np.ndarray:
     ``levels = 256``. Returns ``uint16`` (or ``int32`` above 65536 levels) of the input's shape.
     """
     levels = int(levels)
-    x = np.asarray(frames, dtype=np.float32)
-    q = np.rint(np.clip(x, 0.0, 1.0) * np.float32(levels - 1))
+    q = np.clip(np.asarray(frames, dtype=np.float32), 0.0, 1.0)  # a new array: the input is never written
+    q *= np.float32(levels - 1)
+    np.rint(q, out=q)
     return q.astype(np.uint16 if levels <= 65536 else np.int32)
 
 
@@ -141,7 +142,7 @@ def apply_table(frames: np.ndarray, table: np.ndarray, *, out_levels: int | None
     levels = table.size
     out_levels = int(table.max()) + 1 if out_levels is None else int(out_levels)
     lut = table.astype(np.float32) / np.float32(max(out_levels - 1, 1))
-    return lut[quantise(frames, levels)]
+    return np.take(lut, quantise(frames, levels))
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class IntensityMap:
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """Map frames (any shape, [0, 1]) to float32 in [0, 1] of the same shape."""
-        return self.lut[quantise(frames, self.levels)]
+        return np.take(self.lut, quantise(frames, self.levels))
 
     @property
     def used_levels(self) -> int:
