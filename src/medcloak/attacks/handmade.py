@@ -17,8 +17,9 @@ Views (per frame, each scaled to [0, 1] by dividing by the frame's maximum respo
 ``"frangi_sobel"``
     Frangi (bright ridges) of the Sobel gradient magnitude: the same idea with edges.
 
-Masks: each view is thresholded per frame at Otsu's threshold (:func:`skimage.filters.threshold_otsu`),
-the same rule :func:`medcloak.metrics.vessel_map` uses; a view with no response gives an empty mask.
+Masks: each view is thresholded per frame at Otsu's threshold (:func:`skimage.filters.threshold_otsu`)
+(:func:`medcloak.metrics.vessel_map` uses fixed log-contrast levels instead, which mean nothing on an
+obfuscated frame's arbitrary grey values); a view with no response gives an empty mask.
 Score them with :func:`medcloak.metrics.vessel_dice` against the generator's masks.
 """
 
@@ -30,7 +31,7 @@ from skimage.filters import frangi, sobel, threshold_otsu
 
 __all__ = ["HANDMADE_SIGMAS", "VIEW_NAMES", "handmade_views", "handmade_vessel_masks"]
 
-#: Frangi scales in pixels (vessels about 2-8 px wide, as in :func:`medcloak.metrics.vessel_map`).
+#: Frangi scales in pixels (vessels about 2-8 px wide at 128 px).
 HANDMADE_SIGMAS = (1.0, 2.0, 3.0)
 #: The names of the views, in the order they are returned.
 VIEW_NAMES = ("frangi", "frangi_std", "frangi_sobel")
