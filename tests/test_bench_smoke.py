@@ -20,12 +20,7 @@ TINY = VAEConfig(base_channels=4, latent_channels=2, downsamples=2, residual_uni
 KEY = Key(b"\x44" * 32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

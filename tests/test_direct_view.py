@@ -25,12 +25,7 @@ from medcloak.errors import MedcloakError
 SIZE = 48  # at 32x32 the thin vessels are too few pixels for a clear margin
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(n: int, seed: int) -> np.ndarray:

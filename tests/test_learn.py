@@ -27,12 +27,7 @@ SIZE = 16
 FAST = Recipe(max_epochs=4, batch_size=16, patience=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy(n: int, *, seed: int, size: int = SIZE) -> tuple[np.ndarray, list[str]]:

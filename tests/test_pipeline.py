@@ -18,12 +18,7 @@ TINY = VAEConfig(base_channels=4, latent_channels=2, downsamples=1, residual_uni
 K1, K2 = Key(b"\x11" * 32), Key(b"\x22" * 32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
