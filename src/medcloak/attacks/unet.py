@@ -11,7 +11,6 @@ caller's global torch RNG is left untouched.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -21,6 +20,7 @@ from monai.losses import DiceCELoss, SSIMLoss
 from monai.networks.nets import UNet
 from torch import nn
 
+from medcloak.device import model_device, resolve_device
 from medcloak.errors import MedcloakError
 
 __all__ = ["NetConfig", "build_unet", "train_network", "predict"]
@@ -120,6 +120,7 @@ def train_network(
     monitor: Callable[[nn.Module], float] | None = None,
     eval_every: int = 50,
     patience: int | None = None,
+    device: str | torch.device | None = None,
 ) -> nn.Module:
     """Train a fresh U-Net from ``inputs`` to ``targets``.
 
@@ -145,11 +146,15 @@ def train_network(
     patience : int, optional
         Stop once ``patience`` consecutive evaluations have not improved on the best score
         (``None``: run all ``config.steps``).
+    device : str or torch.device, optional
+        Where to train (:func:`medcloak.device.resolve_device`; default the process-wide
+        training device, CPU unless chosen). ``monitor`` sees the network on that device
+        (:func:`predict` follows it); the returned network is on the CPU.
 
     Returns
     -------
     nn.Module
-        The trained network in eval mode; use :func:`predict`. With ``monitor`` it carries
+        The trained network in eval mode, on the CPU; use :func:`predict`. With ``monitor`` it carries
         ``net.history`` (list of ``(step, score)``, step = optimisation steps done),
         ``net.best_step`` and ``net.steps_run``.
     """
@@ -162,7 +167,9 @@ def train_network(
     if x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:] or x.shape[0] == 0:
         raise MedcloakError(f"attack net: {x.shape[0]} inputs {tuple(x.shape[2:])} vs targets {tuple(y.shape)}")
     _check_size(config, x.shape)
-    net = build_unet(config, in_channels=x.shape[1])
+    dev = resolve_device(device)
+    x, y = x.to(dev), y.to(dev)
+    net = build_unet(config, in_channels=x.shape[1]).to(dev)
     net.task = task  # read by predict()
     if task == "inverse":
         ssim_loss = SSIMLoss(spatial_dims=2, data_range=1.0)
@@ -197,7 +204,7 @@ def train_network(
         net.train()
         history.append((done, score))
         if best is None or score > best[0]:
-            best, stale = (score, done, copy.deepcopy(net.state_dict())), 0
+            best, stale = (score, done, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}), 0
         else:
             stale += 1
         if progress:
@@ -212,7 +219,7 @@ def train_network(
         if pos + bs > n:  # reshuffle; batches have a fixed size (batch norm needs >= 2)
             order, pos = torch.cat([order[pos:], torch.randperm(n, generator=gen)]), 0
         idx, pos = order[pos : pos + bs], pos + bs
-        xb, yb = x[idx], y[idx]
+        xb, yb = x[idx.to(dev)], y[idx.to(dev)]
         if config.augment:
             flips = torch.randint(0, 2, (2,), generator=gen).tolist()
             dims = [d for d, f in zip((-1, -2), flips) if f]
@@ -235,6 +242,8 @@ def train_network(
     if monitor is not None:
         if not history or history[-1][0] != steps_run:
             evaluate(steps_run)
+    net = net.to("cpu")
+    if monitor is not None:
         net.load_state_dict(best[2])
         net.history, net.best_step, net.steps_run = history, best[1], steps_run
     return net.eval()
@@ -250,8 +259,9 @@ def predict(net: nn.Module, inputs: np.ndarray, *, batch_size: int = 32) -> np.n
     """
     x = _as_input(inputs)
     net.eval()
+    dev = model_device(net)
     out = np.empty((x.shape[0], *x.shape[2:]), dtype=np.float32)
     with torch.inference_mode():
         for s in range(0, x.shape[0], batch_size):
-            out[s : s + batch_size] = torch.sigmoid(net(x[s : s + batch_size]))[:, 0].numpy()
+            out[s : s + batch_size] = torch.sigmoid(net(x[s : s + batch_size].to(dev)))[:, 0].cpu().numpy()
     return out

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from medcloak.device import model_device
 from medcloak.errors import MedcloakError
 from medcloak.io.atomic import atomic_write_text
 
@@ -48,10 +49,12 @@ def predict_proba(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     if a.ndim != 3:
         raise MedcloakError(f"frames must be (N, H, W), got shape {a.shape}")
     model.eval()
+    dev = model_device(model)
     out = []
     with torch.no_grad():
         for i in range(0, a.shape[0], batch_size):
-            out.append(torch.sigmoid(model(torch.from_numpy(np.clip(a[i : i + batch_size], 0.0, 1.0)))).double())
+            xb = torch.from_numpy(np.clip(a[i : i + batch_size], 0.0, 1.0)).to(dev)
+            out.append(torch.sigmoid(model(xb)).double().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 

@@ -8,7 +8,6 @@ cross-entropy on one logit; ``classes[1]`` is the positive class.
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from medcloak.device import resolve_device
 from medcloak.errors import MedcloakError
 from medcloak.learn.models import Classifier, ClassifierConfig, build_classifier
 from medcloak.learn.recipe import Recipe
@@ -146,13 +146,14 @@ def _check_xy(x, y, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.clip(a, 0.0, 1.0)), torch.as_tensor(np.asarray(y), dtype=torch.float32)
 
 
-def _eval_pass(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+def _eval_pass(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+               device: torch.device | None = None) -> tuple[float, float]:
     model.eval()
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
-            logits = model(x[i : i + batch_size])
-            t = y[i : i + batch_size]
+            logits = model(x[i : i + batch_size].to(device))
+            t = y[i : i + batch_size].to(device)
             loss_sum += float(F.binary_cross_entropy_with_logits(logits, t, reduction="sum"))
             correct += int(((logits > 0).float() == t).sum())
     return loss_sum / x.shape[0], correct / x.shape[0]
@@ -169,6 +170,7 @@ def train_classifier(
     classes: Sequence[str] | None = None,
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
+    device: str | torch.device | None = None,
     **model_options,
 ) -> TrainResult:
     """Train a binary classifier from scratch with one recipe.
@@ -190,6 +192,9 @@ def train_classifier(
         tqdm bar over epochs on stderr.
     callback : callable, optional
         Called with each epoch's history row.
+    device : str or torch.device, optional
+        Where to train (:func:`medcloak.device.resolve_device`; default the process-wide
+        training device, CPU unless chosen). The returned model is on the CPU.
     **model_options
         Further :class:`ClassifierConfig` fields when ``model`` is a name, e.g.
         ``input_mode="level-embedding", levels=16``.
@@ -209,7 +214,8 @@ def train_classifier(
     if xtr.shape[1:] != xva.shape[1:]:
         raise MedcloakError(f"training frames are {tuple(xtr.shape[1:])} but validation frames {tuple(xva.shape[1:])}")
     config = model if isinstance(model, ClassifierConfig) else ClassifierConfig(model=model, **model_options)
-    net = build_classifier(config, seed=recipe.seed)
+    dev = resolve_device(device)
+    net = build_classifier(config, seed=recipe.seed).to(dev)
     gen = torch.Generator().manual_seed(int(recipe.seed) + 1)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=recipe.lr_factor,
@@ -230,8 +236,8 @@ def train_classifier(
             idx = order[i : i + recipe.batch_size]
             if idx.numel() < 2 and n >= 2:  # batch norm needs two samples; the frame is seen next epoch
                 continue
-            xb = augment_batch(xtr[idx], max_shift=recipe.max_shift, hflip=recipe.hflip, generator=gen)
-            tb = ttr[idx]
+            xb = augment_batch(xtr[idx], max_shift=recipe.max_shift, hflip=recipe.hflip, generator=gen).to(dev)
+            tb = ttr[idx].to(dev)
             logits = net(xb)
             loss = F.binary_cross_entropy_with_logits(logits, tb)
             opt.zero_grad(set_to_none=True)
@@ -239,7 +245,7 @@ def train_classifier(
             opt.step()
             loss_sum += float(loss.detach()) * idx.numel()
             correct += int(((logits.detach() > 0).float() == tb).sum())
-        val_loss, val_acc = _eval_pass(net, xva, tva, max(recipe.batch_size, 128))
+        val_loss, val_acc = _eval_pass(net, xva, tva, max(recipe.batch_size, 128), dev)
         sched.step(val_loss)
         row = {"epoch": epoch, "train_loss": loss_sum / n, "train_acc": correct / n, "val_loss": val_loss,
                "val_acc": val_acc, "lr": float(opt.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0}
@@ -250,13 +256,14 @@ def train_classifier(
         value = sign * (val_loss if recipe.monitor == "val_loss" else val_acc)
         if value < best - recipe.min_delta:
             best, best_epoch, bad = value, epoch, 0
-            best_state = copy.deepcopy(net.state_dict())
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
         else:
             bad += 1
             if bad >= recipe.patience:
                 stopped = epoch < recipe.max_epochs
                 break
     bar.close()
+    net = net.to("cpu")
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
