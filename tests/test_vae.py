@@ -175,3 +175,15 @@ def test_loss_options_train():
         assert reconstruct(model, x).shape == x.shape
     with pytest.raises(MedcloakError, match="upsample"):
         VAEConfig(upsample="bilinear")
+
+
+def test_presets():
+    from medcloak.errors import MedcloakError
+    from medcloak.obfuscation.vae import VAE_PRESETS, VAEConfig, latent_shape, vae_preset
+
+    assert vae_preset("fast") == VAEConfig()
+    fid = vae_preset("fidelity")
+    assert fid.downsamples == 1 and fid.epochs == 40 and set(VAE_PRESETS) == {"fast", "fidelity"}
+    assert latent_shape(fid, 128, 128) == (fid.latent_channels, 64, 64)
+    with pytest.raises(MedcloakError, match="unknown VAE preset"):
+        vae_preset("huge")
