@@ -304,13 +304,18 @@ def test_utility_grid_rows_and_direct_view_hook():
                            masks=x > 0.5)
     calls = []
 
-    def hook(cfg, obf_test, masks_test):
+    def hook(cfg, obf_test, masks_test, ignore_test):
+        assert ignore_test is None  # the toy set has no catheter mask
         calls.append((cfg.name, obf_test.shape, masks_test.shape))
         return 0.25
 
     recipe = Recipe(max_epochs=1, batch_size=16)
     configs = [GridConfig("original"), GridConfig("map-only", 16, input_mode="level-embedding")]
-    rows = utility_grid(data, recipe=recipe, configs=configs, n_boot=20, direct_view=hook, progress=False)
+    samples = {}
+    rows = utility_grid(data, recipe=recipe, configs=configs, n_boot=20, direct_view=hook, progress=False,
+                        samples=samples)
+    assert set(samples) == {"original", *(r["config"] for r in rows)}
+    assert samples["original"].shape == (SIZE, SIZE) and not np.array_equal(samples["original"], samples[rows[1]["config"]])
     assert [r["config"] for r in rows] == ["original/small", "map-only/L16/small/level-embedding"]
     assert rows[0]["ssim"] == 1.0 and rows[1]["ssim"] < 0.9
     assert rows[0]["direct_view_dice"] is None and rows[1]["direct_view_dice"] == 0.25

@@ -246,3 +246,15 @@ def test_visible_contrast_threshold_only_changes_the_mask():
     for bad in (-0.1, 1.0, "0.1", True):
         with pytest.raises(MedcloakError, match="visible_contrast"):
             generate(4, visible_contrast=bad, **kw)
+
+
+def test_background_dir_override(tmp_path, monkeypatch):
+    """$MEDCLOAK_BACKGROUND_DIR is looked in first; a folder without the file changes nothing."""
+    from medcloak.synth import background
+
+    spec = "pydicom-data:RG1_UNCR.dcm"
+    monkeypatch.setenv("MEDCLOAK_BACKGROUND_DIR", str(tmp_path))
+    default = background._locate(spec)
+    assert default is None or default.parent != tmp_path
+    (tmp_path / "RG1_UNCR.dcm").write_bytes(b"x")
+    assert background._locate(spec) == tmp_path / "RG1_UNCR.dcm"

@@ -196,9 +196,10 @@ def utility_grid(
     vae_settings: Mapping | None = None,
     key=None,
     n_boot: int = 1000,
-    direct_view: Callable[[GridConfig, np.ndarray, np.ndarray], float] | None = None,
+    direct_view: Callable[..., float] | None = None,
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
+    samples: dict | None = None,
 ) -> list[dict]:
     """Run the utility grid on one synthetic data set.
 
@@ -220,12 +221,16 @@ def utility_grid(
     n_boot : int
         Bootstrap resamples for the CIs.
     direct_view : callable, optional
-        Hook for the T0 column: ``direct_view(config, obfuscated_test, masks_test) -> dice``.
-        ``None`` leaves ``direct_view_dice`` empty (``None``).
+        Hook for the T0 column: ``direct_view(config, obfuscated_test, masks_test, ignore_test)
+        -> dice``, where ``ignore_test`` is the test frames' catheter mask (pixels counted
+        neither way) or None when the data has none. ``None`` leaves ``direct_view_dice`` empty.
     progress : bool
         tqdm bars on stderr.
     callback : callable, optional
         Called with each row as soon as it is finished.
+    samples : dict, optional
+        When given, filled with ``config name -> first test frame`` as obfuscated for that row
+        (for figures), plus ``"original"``.
 
     Returns
     -------
@@ -248,6 +253,7 @@ def utility_grid(
     frames = np.asarray(data.frames, dtype=np.float32)
     labels = list(data.labels)
     masks = np.asarray(data.masks) if getattr(data, "masks", None) is not None else None
+    catheter = np.asarray(data.catheter) if getattr(data, "catheter", None) is not None else None
     split = patient_splits(labels, data.patient_ids, seed=seed)
     idx = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
     y = {s: [labels[i] for i in idx[s]] for s in idx}
@@ -284,7 +290,11 @@ def utility_grid(
             baseline_epoch.setdefault(cfg.model, res.mean_epoch_seconds)
         dice = None
         if direct_view is not None and cfg.order != "original" and masks is not None:
-            dice = float(direct_view(cfg, x[idx["test"]], masks[idx["test"]]))
+            ign = catheter[idx["test"]] if catheter is not None else None
+            dice = float(direct_view(cfg, x[idx["test"]], masks[idx["test"]], ign))
+        if samples is not None:
+            samples.setdefault("original", frames[idx["test"][0]].copy())
+            samples[cfg.name] = np.asarray(x[idx["test"][0]], np.float32).copy()
         row = {"config": cfg.name, **asdict(cfg)}
         for m in ("accuracy", "roc_auc", "f1"):
             row[m] = met[m]["value"]

@@ -10,12 +10,15 @@ Two sources, mixed per patient:
   a diaphragm dome and lung texture.
 
 When neither data package is installed, ``backgrounds="auto"`` falls back to synthetic anatomy.
+A folder named by ``$MEDCLOAK_BACKGROUND_DIR`` holding ``RG1_UNCR.dcm`` and/or ``cat.dcm`` is used
+first (how the benchmarks run on a machine where the data packages cannot be installed).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +50,12 @@ _WORK_SIDE = 640  # cached images are block-averaged to about this many pixels o
 
 
 def _locate(spec: str) -> Path | None:
+    """The source radiograph's file: ``$MEDCLOAK_BACKGROUND_DIR/<file name>`` when that folder
+    holds it (for machines without the data packages), else the installed data package's copy."""
     pkg, rel = spec.split(":", 1)
+    folder = os.environ.get("MEDCLOAK_BACKGROUND_DIR")
+    if folder and (Path(folder) / Path(rel).name).is_file():
+        return Path(folder) / Path(rel).name
     if pkg == "pydicom-data":
         try:
             from pydicom.data import get_testdata_file
