@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,16 @@ demo: $(STAMP)
 	$(BIN)/medcloak synth runs/demo/data --n 1024 --size 128 --seed 0 --force --grid runs/demo/synth-grid.png
 	@echo "demo: dataset in runs/demo/data, figure in runs/demo/synth-grid.png"
 
-test: $(STAMP)
+# Debian's chromium for the readers' browser test (Playwright drives it through executable_path).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get) for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium fonts-liberation fonts-dejavu-core >/dev/null; \
+	  else echo "note: chromium not found and cannot apt-get it here; the browser test will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
