@@ -17,8 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/medcloak synth runs/demo/data --n 1024 --size 128 --seed 0 --force --grid runs/demo/synth-grid.png
-	@echo "demo: dataset in runs/demo/data, figure in runs/demo/synth-grid.png"
+	$(BIN)/medcloak study --preset demo --out runs/demo
+	@echo "demo: open runs/demo/report.html (a rerun skips finished stages; medcloak readers serve runs/demo for the reader study)"
 
 # Debian's chromium for the readers' browser test (Playwright drives it through executable_path).
 browser:
