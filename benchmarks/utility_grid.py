@@ -53,8 +53,12 @@ def _args(argv):
     p.add_argument("--levels", default="256,64,16")
     p.add_argument("--models", default="small,wide")
     p.add_argument("--no-embedding", action="store_true", help="skip the level-embedding rows")
+    p.add_argument("--latents", default="mean", help="VAE latents: mean, sampled or mean,sampled")
+    p.add_argument("--select", default=None, help="keep only settings whose name matches this regex "
+                   "(originals are always kept)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     p.add_argument("--out-dir", default="docs/results")
+    p.add_argument("--name", default=None, help="file stem (default utility-grid-SIZE)")
     p.add_argument("--fig", default=None, help="figure PNG (default OUT_DIR/utility-grid-SIZE.png)")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from the CSV and samples")
     p.add_argument("--quick", action="store_true", help="32 px smoke run (few frames, short schedules)")
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
         args.n, args.size, args.n_attacker, args.vae_epochs, args.t0_steps = 96, 32, 48, 2, 60
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"utility-grid-{args.size}"
+    stem = args.name or f"utility-grid-{args.size}"
     csv_path, json_path, npz_path = out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}-samples.npz"
     fig_path = Path(args.fig) if args.fig else out / f"{stem}.png"
 
@@ -114,29 +118,40 @@ def main(argv=None) -> int:
     levels = tuple(int(v) for v in args.levels.split(","))
     models = tuple(args.models.split(","))
     configs = default_configs(levels=levels, vaes=tuple(vae_settings), models=models,
-                              embedding=not args.no_embedding)
+                              embedding=not args.no_embedding, latents=tuple(args.latents.split(",")))
+    if args.select:
+        import re
+
+        configs = [c for c in configs if c.order == "original" or re.search(args.select, c.name)]
     # T0 first needs the obfuscated test frames, so order the work: cheap rows first is not
     # needed; keep the default order (originals, then each model's VAE and map-only rows).
     net = NetConfig(channels=(16, 32, 64), steps=args.t0_steps, lr=3e-3, batch_size=16)
-    attacker_stage: dict[str, np.ndarray] = {}
+    attacker_stage: dict[tuple, np.ndarray] = {}
     t0_cache: dict[tuple, dict] = {}
 
-    def attacker_frames(vae: str | None) -> np.ndarray:
+    attacker_vae: dict[str, Obfuscator] = {}
+
+    def attacker_frames(vae: str | None, latent: str) -> np.ndarray:
+        """The attacker's own frames after its own VAE of the public setting. With the sampled
+        latent the noise comes from attacker key 0 (one draw per frame, then mapped under many
+        keys): a simplification that can only make T0 weaker than an attacker who redraws it."""
         if vae is None:
             return attacker.frames
-        if vae not in attacker_stage:
+        if vae not in attacker_vae:
             o = Obfuscator(attacker_key(7919, 0), config=ObfuscationConfig(levels=256, order="vae-then-map",
                                                                            vae=vae_settings[vae]))
             n_val = max(1, len(attacker.frames) // 10)
             o.fit(attacker.frames[n_val:], attacker.frames[:n_val], progress=False)
-            attacker_stage[vae] = o.vae_stage(attacker.frames)
-        return attacker_stage[vae]
+            attacker_vae[vae] = o
+        if (vae, latent) not in attacker_stage:
+            attacker_stage[(vae, latent)] = attacker_vae[vae].with_options(latent=latent).vae_stage(attacker.frames)
+        return attacker_stage[(vae, latent)]
 
     def direct_view(cfg, obf_test, masks_test, ignore_test) -> float:
-        k = (cfg.order, cfg.levels, cfg.vae)
+        k = (cfg.order, cfg.levels, cfg.vae, cfg.latent)
         if k not in t0_cache:
             t = time.perf_counter()
-            frames = attacker_frames(cfg.vae)
+            frames = attacker_frames(cfg.vae, cfg.latent)
             scheme = MapScheme(levels=int(cfg.levels))
             dv = train_direct_view(scheme, frames, attacker.masks, net=net, copies=args.t0_copies, seed=7919,
                                    fitted=scheme.fit(frames, seed=7919), progress=False)
@@ -152,7 +167,7 @@ def main(argv=None) -> int:
 
     def on_row(row: dict) -> None:
         nonlocal fields
-        k = (row["order"], row["levels"], row["vae"])
+        k = (row["order"], row["levels"], row["vae"], row["latent"])
         row = dict(row)
         if k in t0_cache:
             row["t0_ap"] = t0_cache[k]["victim"].get("ap")
@@ -180,7 +195,7 @@ def main(argv=None) -> int:
                      "provenance": "semi-synthetic (medcloak.synth)"},
             "recipe": recipe.to_dict(), "vae_settings": {k: v.to_dict() for k, v in vae_settings.items()},
             "t0_net": net.to_dict(), "t0_copies": args.t0_copies,
-            "t0": {f"{k[0]}/L{k[1]}/{k[2]}": v for k, v in t0_cache.items()},
+            "t0": {f"{k[0]}/L{k[1]}/{k[2]}/{k[3]}": v for k, v in t0_cache.items()},
             "targets": {"accuracy": 0.90, "within_points_of_original": 5, "ssim_max": 0.10, "t0_dice_max": 0.30},
             "rows": rows}
     json_path.write_text(json.dumps(meta, indent=1, default=float) + "\n")

@@ -181,3 +181,16 @@ def test_cli_fit_then_obfuscate_with_model(tmp_path, capsys):
 
     expected = obf.obfuscate(resize(read_frames(data / "frames" / "f3.png")[0].pixels, 16))
     assert np.array_equal(np.rint(y * 255), np.rint(expected * 255))
+
+
+def test_with_options_shares_the_vae_and_changes_only_safe_fields(obf1, frames):
+    sampled = obf1.with_options(latent="sampled")
+    assert sampled.model is obf1.model and sampled.key_fingerprint == obf1.key_fingerprint
+    assert sampled.config.latent == "sampled" and obf1.config.latent == "mean"
+    a, b = obf1.vae_stage(frames[:2]), sampled.vae_stage(frames[:2])
+    assert not np.array_equal(a, b)  # the key-derived latent noise changes the reconstruction
+    np.testing.assert_array_equal(sampled.vae_stage(frames[:2]), b)  # and is deterministic
+    coarse = obf1.with_options(levels=16)
+    assert len(np.unique(coarse.obfuscate(frames[:2]))) <= 16
+    with pytest.raises(MedcloakError, match="with_options changes only"):
+        obf1.with_options(order="map-only")

@@ -51,6 +51,9 @@ class GridConfig:
         Classifier size.
     input_mode : {"intensity", "level-embedding"}
         ``level-embedding`` is the lever that changes the method (see :mod:`medcloak.learn.models`).
+    latent : {"mean", "sampled"}
+        ``vae-then-map`` only: the VAE's mean latent or key-derived latent noise
+        (:class:`~medcloak.obfuscation.pipeline.ObfuscationConfig` ``latent``).
     """
 
     order: str
@@ -58,6 +61,7 @@ class GridConfig:
     vae: str | None = None
     model: str = "small"
     input_mode: str = "intensity"
+    latent: str = "mean"
 
     @property
     def name(self) -> str:
@@ -67,6 +71,8 @@ class GridConfig:
             parts.append(f"L{self.levels}")
         if self.vae:
             parts.append(self.vae)
+        if self.latent != "mean":
+            parts.append(f"{self.latent}-latent")
         parts.append(self.model)
         if self.input_mode != "intensity":
             parts.append(self.input_mode)
@@ -151,20 +157,22 @@ def default_configs(
     models: Sequence[str] = ("small", "wide"),
     map_only: bool = True,
     embedding: bool = True,
+    latents: Sequence[str] = ("mean",),
 ) -> list[GridConfig]:
-    """The grid of the study: originals, ``L x VAE x model``, map-only rows and the embedding lever.
+    """The grid of the study: originals, ``L x VAE x latent x model``, map-only rows and the embedding lever.
 
     Embedding-lever rows use the first model only (the lever is about the input layer).
     """
     out = [GridConfig("original", model=m) for m in models]
     for m in models:
         for v in vaes:
-            out += [GridConfig("vae-then-map", L, v, m) for L in levels]
+            out += [GridConfig("vae-then-map", L, v, m, latent=z) for z in latents for L in levels]
         if map_only:
             out += [GridConfig("map-only", L, None, m) for L in levels]
     if embedding:
         for v in vaes:
-            out += [GridConfig("vae-then-map", L, v, models[0], "level-embedding") for L in levels]
+            out += [GridConfig("vae-then-map", L, v, models[0], "level-embedding", latent=z)
+                    for z in latents for L in levels]
         if map_only:
             out += [GridConfig("map-only", L, None, models[0], "level-embedding") for L in levels]
     return out
@@ -260,7 +268,7 @@ def utility_grid(
     vae_settings = dict(vae_settings if vae_settings is not None else default_vae_settings())
     configs = list(configs if configs is not None else default_configs(vaes=tuple(vae_settings)))
     key = key if key is not None else study_key(seed)
-    vae_out: dict[str, tuple[np.ndarray, float]] = {}
+    vae_out: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
     baseline_epoch: dict[str, float] = {}
     rows: list[dict] = []
     for cfg in configs:
@@ -271,13 +279,18 @@ def utility_grid(
         elif cfg.order == "vae-then-map":
             if cfg.vae not in vae_settings:
                 raise MedcloakError(f"grid: unknown VAE setting {cfg.vae!r} (have {', '.join(vae_settings)})")
-            if cfg.vae not in vae_out:
+            vk = (cfg.vae, cfg.latent)
+            if vk not in vae_out:
                 t0 = time.perf_counter()
-                obf = Obfuscator(key, config=ObfuscationConfig(levels=256, order="vae-then-map",
-                                                               vae=vae_settings[cfg.vae]))
-                obf.fit(frames[idx["train"]], frames[idx["val"]], progress=progress)
-                vae_out[cfg.vae] = (obf.vae_stage(frames), time.perf_counter() - t0)
-            x = IntensityMap.from_key(key, levels=cfg.levels)(vae_out[cfg.vae][0])
+                fitted = next((o for (v, _), (_, _, o) in vae_out.items() if v == cfg.vae), None)
+                if fitted is None:
+                    obf = Obfuscator(key, config=ObfuscationConfig(levels=256, order="vae-then-map",
+                                                                   latent=cfg.latent, vae=vae_settings[cfg.vae]))
+                    obf.fit(frames[idx["train"]], frames[idx["val"]], progress=progress)
+                else:  # the same fitted VAE, another latent: no second fit
+                    obf = fitted.with_options(latent=cfg.latent)
+                vae_out[vk] = (obf.vae_stage(frames), time.perf_counter() - t0, obf)
+            x = IntensityMap.from_key(key, levels=cfg.levels)(vae_out[vk][0])
         else:
             raise MedcloakError(f"grid: unknown order {cfg.order!r}")
         options = {}
@@ -307,7 +320,7 @@ def utility_grid(
         row["mean_epoch_seconds"] = res.mean_epoch_seconds
         base = baseline_epoch.get(cfg.model)
         row["overhead_ratio"] = res.mean_epoch_seconds / base if base else None
-        row["vae_seconds"] = vae_out[cfg.vae][1] if cfg.order == "vae-then-map" else None
+        row["vae_seconds"] = vae_out[(cfg.vae, cfg.latent)][1] if cfg.order == "vae-then-map" else None
         row["n_train"], row["n_test"] = len(y["train"]), len(y["test"])
         rows.append(row)
         if callback is not None:

@@ -205,6 +205,25 @@ class Obfuscator:
         body = b"medcloak-model-v1\x00" + _canonical(self.config.to_dict()) + b"\x00"
         return body + (self._vae_bytes or b"")
 
+    def with_options(self, **changes) -> "Obfuscator":
+        """A new obfuscator under the same key sharing this fitted VAE, with other ``latent``,
+        ``levels`` or ``out_levels`` (settings that do not change what the VAE learned).
+
+        Raises
+        ------
+        MedcloakError
+            For any other field, or on a ``map-then-vae`` obfuscator (its VAE learned mapped frames).
+        """
+        allowed = {"latent", "levels", "out_levels"}
+        if set(changes) - allowed:
+            raise MedcloakError(f"with_options changes only {', '.join(sorted(allowed))}, not "
+                                f"{', '.join(sorted(set(changes) - allowed))}")
+        if self.config.order == "map-then-vae" and {"levels", "out_levels"} & set(changes):
+            raise MedcloakError("a map-then-vae VAE learned frames mapped at these levels; fit a new one")
+        other = Obfuscator(self.key, config=replace(self.config, **changes))
+        other.model, other._vae_bytes, other.history = self.model, self._vae_bytes, self.history
+        return other
+
     def _require_fitted(self) -> None:
         if not self.fitted:
             raise MedcloakError("the obfuscator has no VAE yet: call fit() or Obfuscator.load() a model folder")
