@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import socket
 import sqlite3
-import threading
-import time
 import warnings
 
 import numpy as np
@@ -23,6 +20,7 @@ from medcloak.obfuscation.mapping import IntensityMap
 from medcloak.readers import cohen_kappa, export_answers, fleiss_kappa, read_reader_items, write_reader_items
 from medcloak.readers.db import AnswerDB
 from medcloak.synth import generate
+from readers_server import live_server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette nags about httpx vs httpx2
@@ -234,28 +232,6 @@ TRAVERSALS = [
     "/%2e%2e/%2e%2e/etc/passwd",
 ]
 
-
-@contextlib.contextmanager
-def live_server(app):
-    """Serve ``app`` with uvicorn on a free loopback port in a background thread."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def raw_get(port: int, target: str) -> tuple[int, bytes]:

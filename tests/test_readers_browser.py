@@ -9,13 +9,9 @@ Skips when Playwright or a ``chromium`` binary is missing, unless ``MEDCLOAK_REQ
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +20,7 @@ from medcloak.keys import Key
 from medcloak.obfuscation.mapping import IntensityMap
 from medcloak.readers import read_reader_items, write_reader_items
 from medcloak.synth import generate
+from readers_server import live_server
 
 REQUIRED = os.environ.get("MEDCLOAK_REQUIRE_BROWSER") == "1"
 
@@ -39,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     _need("playwright is not installed")
 try:
-    import uvicorn
+    import uvicorn  # noqa: F401  (readers_server needs it)
 
     from medcloak.readers.app import create_app, reader_order
 except ImportError:  # pragma: no cover
@@ -55,26 +52,6 @@ def make_run(root: Path, *, size: int = 32) -> None:
     write_reader_items(root, {"original": data.frames, "obfuscated": fake},
                        artery=data.labels, stenosis=list(data.stenosis))
 
-
-@contextlib.contextmanager
-def live_server(app):
-    """Serve ``app`` with uvicorn on a free loopback port in a background thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +81,8 @@ def test_reader_answers_with_keyboard_and_mouse_reloads_and_resumes(browser, tmp
     app = create_app(tmp_path)
     order = reader_order("Dr Reader", app.state.run_id, ids)
     errors: list[str] = []
-    with live_server(app) as url:
+    with live_server(app) as port:
+        url = f"http://127.0.0.1:{port}"
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -169,7 +147,8 @@ def test_reader_answers_with_keyboard_and_mouse_reloads_and_resumes(browser, tmp
 
 def test_refusal_message_is_shown(browser, tmp_path):
     make_run(tmp_path)
-    with live_server(create_app(tmp_path)) as url:
+    with live_server(create_app(tmp_path)) as port:
+        url = f"http://127.0.0.1:{port}"
         page = browser.new_page()
         page.goto(url)
         page.fill("#name", "   ")
@@ -183,7 +162,8 @@ def test_refusal_message_is_shown(browser, tmp_path):
 def test_screenshot(browser, tmp_path):
     make_run(tmp_path, size=128)
     out = Path(os.environ["MEDCLOAK_READERS_SCREENSHOT"])
-    with live_server(create_app(tmp_path)) as url:
+    with live_server(create_app(tmp_path)) as port:
+        url = f"http://127.0.0.1:{port}"
         page = browser.new_page(viewport={"width": 1100, "height": 640})
         page.goto(url)
         page.fill("#name", "Dr Example")
