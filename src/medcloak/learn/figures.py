@@ -37,7 +37,8 @@ def _short(name: str) -> str:
     level = next((p[1:] for p in parts if p.startswith("L") and p[1:].isdigit()), "?")
     vae = next((p[4:] for p in parts if p.startswith("vae-") and p != "vae-then-map"), None)
     head = f"VAE {vae} > map" if vae else parts[0]
-    return f"{head}\nL={level}"
+    tail = ", sampled latent" if "sampled-latent" in parts else ""
+    return f"{head}\nL={level}{tail}"
 
 
 def _num(v) -> float | None:
