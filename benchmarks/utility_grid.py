@@ -56,8 +56,8 @@ def _args(argv):
     p.add_argument("--latents", default="mean", help="VAE latents: mean, sampled or mean,sampled")
     p.add_argument("--select", default=None, help="keep only settings whose name matches this regex "
                    "(originals are always kept)")
-    p.add_argument("--max-epochs", type=int, default=None, help="Recipe max_epochs (default: Recipe()'s)")
-    p.add_argument("--patience", type=int, default=None, help="Recipe early-stopping patience (default: Recipe()'s)")
+    p.add_argument("--recipe", action="append", default=[], metavar="FIELD=JSON",
+                   help="override a Recipe field for BOTH sides, e.g. --recipe patience=12 (repeatable)")
     p.add_argument("--no-t0", action="store_true", help="skip the T0 direct-view attack (utility only)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     p.add_argument("--out-dir", default="docs/results")
@@ -188,10 +188,9 @@ def main(argv=None) -> int:
               flush=True)
 
     recipe = Recipe()
-    if args.max_epochs is not None:
-        recipe = recipe.with_(max_epochs=args.max_epochs)
-    if args.patience is not None:
-        recipe = recipe.with_(patience=args.patience)
+    for item in args.recipe:
+        field, _, value = item.partition("=")
+        recipe = recipe.with_(**{field: json.loads(value)})
     samples: dict = {}
     utility_grid(victim, seed=args.seed, recipe=recipe, configs=configs, vae_settings=vae_settings,
                  key=study_key(args.seed), n_boot=1000, direct_view=None if args.no_t0 else direct_view, progress=False,
