@@ -33,7 +33,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Folder to write model.pt, metrics.json, curves, ROC, confusion."),
     size: int = typer.Option(None, "--size", help="Resize frames to SIZE x SIZE (default: native size)."),
     model: str = typer.Option("small", "--model", help="small | wide | densenet."),
-    epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping on validation loss)."),
+    epochs: int = typer.Option(50, "--epochs", help="Maximum epochs (early stopping on validation loss)."),
     seed: int = typer.Option(0, "--seed", help="Experiment seed (initialisation, shuffling, augmentation)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per step."),
     input_mode: str = typer.Option("intensity", "--input-mode",

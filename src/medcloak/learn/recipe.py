@@ -18,6 +18,13 @@ tuning. Its fields are the whole schedule:
   epochs; the weights of the best epoch are restored;
 * ``seed``: ``torch.manual_seed`` for weight initialisation and dropout, and a separate
   ``torch.Generator`` for shuffling and augmentation.
+
+Why the defaults are patient (``patience=12``, ``lr_patience=5``, ``max_epochs=50``): at 128 px the
+validation loss sits flat for the first epochs before the network takes off. The earlier defaults
+(6 / 2 / 30) stopped a classifier on ORIGINAL frames at chance after 9 epochs on the CPU (the same
+row on a GPU happened to take off and reached 1.000); with the current ones originals reached 0.923
+and VAE(beta 0.1) -> 16-level map 0.979 (``docs/results/recipe-caveat-128-cpu.txt``). The 128 px
+grid of ``docs/results/utility-grid-128.csv`` was measured with the earlier defaults.
 """
 
 from __future__ import annotations
@@ -63,13 +70,13 @@ class Recipe:
         Experiment seed (initialisation, dropout, shuffling, augmentation).
     """
 
-    max_epochs: int = 30
+    max_epochs: int = 50
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
     lr_factor: float = 0.5
-    lr_patience: int = 2
-    patience: int = 6
+    lr_patience: int = 5
+    patience: int = 12
     min_delta: float = 1e-4
     monitor: str = "val_loss"
     max_shift: float = 0.0625

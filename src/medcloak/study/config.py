@@ -20,7 +20,7 @@ Presets (:data:`PRESETS`, :func:`preset`):
     run with two threads while other jobs loaded the machine (load ~5) spent 25 s per VAE epoch,
     against 2.4 s per epoch with one thread.
 ``paper``
-    256x256, 1024 frames, the ``fidelity`` VAE preset (40 epochs; vessel Dice 0.81 at 128 px), classifier up to 30
+    256x256, 1024 frames, the ``fidelity`` VAE preset (40 epochs; vessel Dice 0.81 at 128 px), classifier up to 50
     epochs, attack U-Nets of (32, 64, 128) channels for 1500 steps (T0 3000), 1024 attacker
     frames, T1 at 10 / 100 / 1000 pairs. Meant for a GPU (``device = "auto"`` picks CUDA when
     available); on 2 CPU cores it would take many hours.
@@ -306,7 +306,7 @@ _TINY = StudyConfig(
 )
 _DEMO = StudyConfig(name="demo", threads=1)
 _PAPER = StudyConfig(
-    name="paper", n_frames=1024, size=256, vae_preset="fidelity", vae_epochs=40, max_epochs=30, patience=6, attack_steps=1500,
+    name="paper", n_frames=1024, size=256, vae_preset="fidelity", vae_epochs=40, max_epochs=50, patience=12, attack_steps=1500,
     t0_steps=3000, t1_n=(10, 100, 1000), n_attacker=1024, attack_channels=(32, 64, 128), t0_copies=4,
     reader_frames=24, device="auto",
 )
