@@ -14,9 +14,22 @@ import numpy as np
 
 from medcloak.io.atomic import atomic_write_bytes
 
-__all__ = ["COLUMN_ORDER", "attack_grid"]
+__all__ = ["COLUMN_ORDER", "attack_grid", "draw_columns"]
 
 COLUMN_ORDER = ("original", "obfuscated", "T0", "T1", "T2", "T3", "T4", "prior")
+
+
+def draw_columns(axes, columns: list[tuple[str, np.ndarray]], k: int, *, fontsize: int = 8) -> None:
+    """Draw ``k`` frames per column on an axes grid of shape (k, len(columns)), grey scale in [0, 1],
+    no ticks, each column titled with its label on the first row."""
+    for j, (label, col) in enumerate(columns):
+        for i in range(k):
+            ax = axes[i, j]
+            ax.imshow(col[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(label, fontsize=fontsize)
 
 
 def attack_grid(
@@ -62,7 +75,8 @@ def attack_grid(
     k = min(n_frames, len(orig))
     fig = Figure(figsize=(cell_inches * len(cols), cell_inches * k + 0.5))
     axes = fig.subplots(k, len(cols), squeeze=False)
-    for j, c in enumerate(cols):
+    columns = []
+    for c in cols:
         col = np.asarray(images[c], np.float32)[:k]
         if c == "T0":
             label = "T0 (vessels)"
@@ -72,13 +86,8 @@ def attack_grid(
             label = "original"
         else:
             label = f"{c}\nSSIM {metrics.ssim(col, orig[:k]):.2f}"
-        for i in range(k):
-            ax = axes[i, j]
-            ax.imshow(col[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=8)
+        columns.append((label, col))
+    draw_columns(axes, columns, k)
     fig.tight_layout(pad=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

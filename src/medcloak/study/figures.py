@@ -72,13 +72,15 @@ def sample_grid(
         Rows shown, at most.
     """
     from medcloak import metrics
+    from medcloak.attacks.figures import draw_columns
 
     cols = _column_order(list(images))
     orig = np.asarray(images["original"], np.float32)
     k = max(1, min(n_frames, len(orig)))
     fig = _figure(cell_inches * len(cols), cell_inches * k + 0.55)
     axes = fig.subplots(k, len(cols), squeeze=False)
-    for j, c in enumerate(cols):
+    columns = []
+    for c in cols:
         col = np.asarray(images[c], np.float32)[:k]
         if c == "original":
             label = "original"
@@ -88,13 +90,8 @@ def sample_grid(
                 label += f"\nDice {metrics.vessel_dice(col > 0.5, np.asarray(masks, bool)[:k]):.2f}"
         else:
             label = f"{'VAE' if c == 'vae' else c}\nSSIM {metrics.ssim(col, orig[:k]):.2f}"
-        for i in range(k):
-            ax = axes[i, j]
-            ax.imshow(col[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=8)
+        columns.append((label, col))
+    draw_columns(axes, columns, k)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / (cell_inches * k + 0.55),
                         wspace=0.04, hspace=0.04)
     return _save(fig, path)
