@@ -178,3 +178,17 @@ def test_cli_keygen_and_key_info(tmp_path, capsys):
     os.chmod(path, 0o644)
     assert main(["key-info", str(path)]) == 2
     assert "chmod 600" in capsys.readouterr().err
+
+
+def test_pseudonym_is_keyed_stable_and_label_separated():
+    a, b = Key.generate(), Key.generate()
+    name = "Patients/DOE_JOHN_MRN123/frame1.png"
+    p = a.pseudonym("output-name", name)
+    assert p == a.pseudonym("output-name", name) and len(p) == 16
+    assert p != b.pseudonym("output-name", name)  # another key: unrelated
+    assert p != a.pseudonym("patient", name)  # another label: unrelated
+    assert "DOE" not in p and all(c in "0123456789abcdef" for c in p)
+    # undecodable (surrogate-escaped) file names work too
+    assert len(a.pseudonym("output-name", "caf\udce9.png")) == 16
+    with pytest.raises(MedcloakError):
+        a.pseudonym("patient", name, length=4)

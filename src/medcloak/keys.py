@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from medcloak.errors import MedcloakError
 
-__all__ = ["Key", "KeyStream", "generate_key", "load_key", "KEY_FORMAT", "KEY_VERSION", "SECRET_BYTES"]
+__all__ = ["Key", "KeyStream", "KEY_FORMAT", "KEY_VERSION", "SECRET_BYTES"]
 
 KEY_FORMAT = "medcloak-key"
 KEY_VERSION = 1
@@ -99,7 +99,7 @@ class Key:
     """A 256-bit medcloak secret key.
 
     Create one with :meth:`generate`, store it with :meth:`save` and read it back with
-    :meth:`load` (or :func:`load_key`). The secret is only reachable through derivations.
+    :meth:`load`. The secret is only reachable through derivations.
 
     Parameters
     ----------
@@ -283,6 +283,38 @@ class Key:
         z[1::2] = r * np.sin(theta)
         return z[:n].astype(np.float32).reshape(shape)
 
+    def pseudonym(self, label: str, value: str | bytes, *, length: int = 16) -> str:
+        """A keyed pseudonym of ``value``: HMAC-SHA256 under the sub-key ``derive(label, 32)``, hex.
+
+        Without the key nobody can compute it, so a pseudonym cannot be confirmed by trying
+        candidate names (as a plain SHA-256 of a name could); with the key it is stable, so the
+        hospital can map it back through its own table. Distinct labels give unrelated
+        pseudonyms (``"output-name"`` for file names, ``"patient"`` for patient ids).
+
+        Parameters
+        ----------
+        label : str
+            What the pseudonym names.
+        value : str or bytes
+            The identifying value (str is UTF-8 encoded with ``surrogateescape``, so any file
+            name works).
+        length : int
+            Hex characters kept, 8..64 (16 = 64 bits: collisions need about 4e9 values).
+
+        >>> k = Key(bytes(32))
+        >>> k.pseudonym("patient", "DOE^JOHN") == k.pseudonym("patient", "DOE^JOHN")
+        True
+        >>> len(k.pseudonym("patient", "DOE^JOHN", length=12))
+        12
+        """
+        import hashlib
+        import hmac
+
+        if not 8 <= int(length) <= 64:
+            raise MedcloakError(f"pseudonym length must be 8..64 hex characters, got {length}")
+        data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+        return hmac.new(self.derive(label, 32), data, hashlib.sha256).hexdigest()[: int(length)]
+
     def integers(self, label: str, n: int, high: int, *, context: bytes = b"") -> np.ndarray:
         """``n`` integers uniform on ``[0, high)`` by rejection sampling (no modulo bias).
 
@@ -307,15 +339,3 @@ def _rejection_sample(ks: KeyStream, n: int, high: int) -> np.ndarray:
         words = np.frombuffer(ks.read(4 * (need + need // 8 + 8)), dtype="<u4").astype(np.int64)
         out = np.concatenate([out, words[words < limit] % high])
     return out[:n]
-
-
-def generate_key(path: str | os.PathLike) -> Key:
-    """Generate a key and write it to ``path`` (mode 0600, never overwriting). Returns the key."""
-    key = Key.generate()
-    key.save(path)
-    return key
-
-
-def load_key(path: str | os.PathLike) -> Key:
-    """Read a key file (see :meth:`Key.load`)."""
-    return Key.load(path)
