@@ -9,7 +9,7 @@ reports on the validation split:
 - the same with standard-normal latent noise (what the keyed pipeline does; the noise here is
   a fixed-seed stand-in, not key material);
 - vessel Dice of :func:`medcloak.metrics.vessel_map` of the reconstruction against the
-  generator's visible-lumen masks (``SynthSet.masks``, catheter ignored), next to the ceiling
+  generator's visible-lumen masks (``FrameSet.masks``, catheter ignored), next to the ceiling
   (the same filter on the clean frames) and the noisy input, and the agreement of the
   reconstruction's vessel map with the clean frame's;
 - seconds per epoch.

@@ -5,9 +5,9 @@ map of the noise-free frame itself, so this is the ceiling every ``vessel_dice``
 tables and in ``benchmarks/vae_fidelity.py`` should be read against. For each frame size it
 prints the mean Dice over frames of ``vessel_map(x)`` against
 
-- ``visible``: ``SynthSet.masks`` (visible lumen, contrast >= 3 %), catheter ignored -- the
+- ``visible``: ``FrameSet.masks`` (visible lumen, contrast >= 3 %), catheter ignored -- the
   score the library reports;
-- ``full``: ``SynthSet.masks_full`` (all lumen, however faint), catheter ignored;
+- ``full``: ``FrameSet.masks_full`` (all lumen, however faint), catheter ignored;
 - ``visible, catheter counted``: the visible lumen with the catheter not ignored,
 
 for ``x`` = the noise-free ``clean`` frames and the noisy detector ``frames``.

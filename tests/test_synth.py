@@ -8,14 +8,15 @@ from scipy import ndimage
 
 from medcloak.errors import MedcloakError
 from medcloak.io.dataset import read_manifest
-from medcloak.synth import SynthSet, generate, make_grid, write_synth
+from medcloak.io.frameset import FrameSet
+from medcloak.synth import generate, make_grid, write_synth
 from medcloak.synth import background as bgmod
 from medcloak.synth.centerlines import build_tree, sample_tree
 from medcloak.synth.render import splat_tubes
 
 
 @pytest.fixture(scope="module")
-def small() -> SynthSet:
+def small() -> FrameSet:
     return generate(12, size=48, seed=7, frames_per_patient=3)
 
 

@@ -344,7 +344,7 @@ def vessel_dice(pred_mask: np.ndarray, true_mask: np.ndarray, *, ignore: np.ndar
         Non-zero means foreground.
     ignore : array_like of bool, same shape, optional
         Pixels that count neither way (e.g. the catheter, a dark tube that is not a vessel:
-        ``SynthSet.catheter``): removed from both masks before the overlap is taken.
+        ``FrameSet.catheter``): removed from both masks before the overlap is taken.
 
     Returns
     -------
@@ -376,7 +376,7 @@ def vessel_recovery(img: np.ndarray, true_mask: np.ndarray, *, ignore: np.ndarra
     img : ndarray, (H, W) or (N, H, W), values in [0, 1]
     true_mask : ndarray of bool, same shape
     ignore : ndarray of bool, same shape, optional
-        Pixels that count neither way (e.g. ``SynthSet.catheter``).
+        Pixels that count neither way (e.g. ``FrameSet.catheter``).
 
     Returns
     -------

@@ -150,7 +150,7 @@ class AttackVictim:
     test_masks : ndarray of bool (M, H, W)
         Vessel masks of the test frames (from the generator, or traced).
     test_ignore : ndarray of bool (M, H, W), optional
-        Pixels no vessel score counts either way (the catheter: ``SynthSet.catheter``, or a
+        Pixels no vessel score counts either way (the catheter: ``FrameSet.catheter``, or a
         dataset's ``catheter_mask`` column); see :func:`medcloak.metrics.vessel_dice`.
     levels : int
         Grey levels of the obfuscated frames (public parameter).

@@ -16,6 +16,10 @@ def fit(
     dataset: Path = typer.Argument(..., help="Dataset folder holding labels.csv (train/val splits assigned)."),
     key_file: Path = typer.Option(..., "--key", help="Key file (medcloak keygen)."),
     out: Path = typer.Option(..., "--out", help="Model folder to create (secret material: mode 0700)."),
+    scheme: str = typer.Option("paper", "--scheme", help="Obfuscation scheme (paper = VAE + keyed map). The "
+                               "options below are the paper's; other schemes take --config."),
+    config_json: str = typer.Option(None, "--config", help="The scheme's config fields as a JSON object, e.g. "
+                                    "'{\"levels\": 16}' (other schemes than paper)."),
     preset: str = typer.Option("fast", "--preset", help="VAE setting: fast (default; 20 epochs, vessel Dice "
                                "0.73 at 128 px) | fidelity (40 epochs, vessel Dice 0.81; slow on CPU)."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs (default: the preset's)."),
@@ -32,25 +36,39 @@ def fit(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUT."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
 ) -> None:
-    """Fit the obfuscator's VAE on a dataset's train split and save it, bound to the key.
+    """Fit a scheme (the paper's: its VAE) on a dataset's train split and save it, bound to the key.
 
-    The validation curve (val split) is printed per epoch."""
+    The validation curve (val split) is printed per epoch. The model folder records the scheme
+    and its config; 'medcloak obfuscate --scheme' refuses a folder of another scheme."""
+    import json
     from dataclasses import replace
 
     from medcloak.errors import MedcloakError
     from medcloak.io.arrays import load_split
     from medcloak.io.dataset import read_manifest
     from medcloak.keys import Key
-    from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
+    from medcloak.obfuscation.pipeline import ObfuscationConfig
+    from medcloak.obfuscation.scheme import SCHEME_JSON, make_scheme
     from medcloak.obfuscation.vae import vae_preset
 
     key = Key.load(key_file)
-    if (out / "obfuscator.json").exists() and not overwrite:
+    if ((out / SCHEME_JSON).exists() or (out / "obfuscator.json").exists()) and not overwrite:
         raise MedcloakError("already holds a medcloak model; choose another folder or pass --overwrite", out)
-    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "beta": beta, "seed": seed}.items()
-                 if v is not None}
-    config = ObfuscationConfig(levels=levels, out_levels=out_levels, order=order, latent=latent, image_size=size,
-                               vae=replace(vae_preset(preset), **overrides))
+    if scheme == "paper":
+        if config_json:
+            raise MedcloakError("the paper scheme takes its own options (--levels, --order, ...), not --config")
+        overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "beta": beta, "seed": seed}.items()
+                     if v is not None}
+        config = ObfuscationConfig(levels=levels, out_levels=out_levels, order=order, latent=latent,
+                                   image_size=size, vae=replace(vae_preset(preset), **overrides))
+    else:
+        try:
+            config = json.loads(config_json or "{}")
+        except ValueError as exc:
+            raise MedcloakError(f"--config is not a JSON object ({exc})") from None
+        if not isinstance(config, dict):
+            raise MedcloakError("--config must be a JSON object of the scheme's config fields")
+    obf = make_scheme(scheme, config)
     manifest = read_manifest(dataset)
     train = load_split(manifest, "train", size=size)
     if len(train) == 0:
@@ -60,10 +78,10 @@ def fit(
     target = None
     if val is not None and val_target:
         target = load_split(manifest, "val", column=val_target, size=size)
+    settings = f"order {order}, latent {latent}, levels {levels}" if scheme == "paper" else f"config {obf.config}"
     typer.echo(f"key {key.short_fingerprint}; {len(train)} train / {0 if val is None else len(val)} val frames "
-               f"at {size}x{size}; order {order}, latent {latent}, levels {levels}")
-    obf = Obfuscator(key, config=config)
-    n_epochs = config.vae.epochs
+               f"at {size}x{size}; scheme {scheme}: {settings}")
+    n_epochs = config.vae.epochs if scheme == "paper" and config.vae is not None else 0
 
     def show(row: dict) -> None:
         val_part = "" if row.get("val_loss") is None else (
@@ -71,7 +89,8 @@ def fit(
         typer.echo(f"epoch {row['epoch']:>3}/{n_epochs}  train_loss {row['train_loss']:.5f}{val_part}"
                    f"  ({row['seconds']:.1f} s)")
 
-    obf.fit(train, val, val_target=target, progress=progress, callback=show)
+    options = {"val_target": target, "callback": show} if scheme == "paper" else {}
+    obf.fit(train, key, val=val, progress=progress, **options)
     obf.save(out, overwrite=overwrite)
-    typer.echo(f"saved model to {out} (model fingerprint {obf.model_fingerprint[:16]}, "
+    typer.echo(f"saved {scheme} model to {out} (model fingerprint {obf.model_fingerprint[:16]}, "
                f"bound to key {key.short_fingerprint}); keep it as secret as the key")

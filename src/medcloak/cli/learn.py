@@ -18,9 +18,9 @@ def _load_obfuscator(key_file: Path | None, obfuscator_dir: Path | None):
     if key_file is None or obfuscator_dir is None:
         raise MedcloakError("--key and --obfuscator go together (the owner's key and its 'medcloak fit' model)")
     from medcloak.keys import Key
-    from medcloak.obfuscation.pipeline import Obfuscator
+    from medcloak.obfuscation.scheme import load_scheme
 
-    return Obfuscator.load(obfuscator_dir, Key.load(key_file))
+    return load_scheme(obfuscator_dir, Key.load(key_file))
 
 
 def _fmt(m: dict) -> str:
@@ -67,12 +67,15 @@ def train(
             raise MedcloakError(f"no '{split}' rows (assign patient-wise splits first)", man.root / "labels.csv")
         x = load_split(man, split, size=size)
         if obf is not None:
-            x = obf.obfuscate(x)
+            x = obf.apply(x)
         splits[split] = (x, [r.label for r in recs], [r.patient_id for r in recs])
     if input_mode == "level-embedding" and levels is None:
         if obf is None:
             raise MedcloakError("--input-mode level-embedding needs --levels (or --key/--obfuscator)")
-        levels = obf.config.resolved_out_levels
+        levels = obf.output_levels
+        if levels is None:
+            raise MedcloakError(f"--input-mode level-embedding needs grey levels; scheme {obf.name!r} outputs "
+                                f"{obf.output}")
     recipe = Recipe(max_epochs=epochs, seed=seed, batch_size=batch_size)
     (xtr, ytr, ptr), (xva, yva, pva), (xte, yte, pte) = splits["train"], splits["val"], splits["test"]
     result = train_classifier(xtr, ytr, xva, yva, recipe=recipe, model=model, input_mode=input_mode,

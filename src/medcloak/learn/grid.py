@@ -213,7 +213,7 @@ def utility_grid(
 
     Parameters
     ----------
-    data : SynthSet, optional
+    data : FrameSet, optional
         Frames, labels, patient ids and vessel masks (default: ``medcloak.synth.generate(n,
         size=size, seed=seed)``).
     n, size, seed : int

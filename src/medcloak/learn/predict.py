@@ -4,7 +4,7 @@
 each frame to the classifier's input size (:func:`medcloak.io.arrays.resize`, as training data
 were loaded; nearest-neighbour for a ``level-embedding`` classifier fed already-obfuscated frames
 so that grey-level codes survive), obfuscates it with the owner's
-:class:`~medcloak.obfuscation.pipeline.Obfuscator` when one is given, and returns the predicted
+fitted scheme (any callable ``frames -> frames`` with an ``input_size``) when one is given, and returns the predicted
 label and the probability of that label. A file that cannot be read is reported in its row and
 the batch goes on.
 """
@@ -85,8 +85,9 @@ def predict_files(
         Folder holding ``model.pt`` (from ``medcloak train``) or the file itself.
     inputs : iterable of path-like
         Files or folders (walked recursively with :func:`medcloak.io.load.iter_inputs`).
-    obfuscator : Obfuscator, optional
-        The owner's obfuscator (same key and model as the training data). Without it the
+    obfuscator : callable, optional
+        The owner's fitted scheme (same key and model as the training data), called on
+        (N, H, W) frames; its ``input_size`` (or None) is checked against the classifier's. Without it the
         inputs are taken as already obfuscated (or, for a model trained on originals, original).
     progress : bool
         tqdm bar over files on stderr.
@@ -116,7 +117,7 @@ def predict_files(
             frames = read_frames(path)
             x = np.stack([_fit_size(f.pixels, size, nearest=nearest) for f in frames])
             if obfuscator is not None:
-                x = obfuscator.obfuscate(x)
+                x = obfuscator(x)
             prob = predict_proba(model, x)
         except MedcloakError as exc:
             rows.append({"path": os.fspath(path), "frame": "", "label": "", "probability": "", "error": str(exc)})

@@ -1,7 +1,7 @@
 """Obfuscate a whole archive safely: streaming, multi-process, resumable, with a manifest.
 
 :func:`obfuscate_tree` walks ``IN`` recursively (:func:`medcloak.io.load.iter_inputs`), obfuscates
-every file with one :class:`~medcloak.obfuscation.pipeline.Obfuscator` and mirrors the folder
+every file with one fitted :class:`~medcloak.obfuscation.scheme.Scheme` and mirrors the folder
 layout under ``OUT``:
 
 * ``IN`` is only ever opened read-only; every output is written atomically.
@@ -141,14 +141,15 @@ def read_batch_manifest(path: str | os.PathLike, *, repair: bool = False) -> lis
 _STATE: dict = {}
 
 
-def _init_worker(key: Key, model_dir: str | None, in_root: str, out_root: str, fmt: str, set_threads: bool) -> None:
-    """Load the obfuscator once per process (also used in-process when ``workers == 1``).
+def _init_worker(key: Key, model_dir: str | None, in_root: str, out_root: str, fmt: str, set_threads: bool,
+                 scheme: str | None = None) -> None:
+    """Load the scheme once per process (also used in-process when ``workers == 1``).
 
-    With a VAE, torch runs on one thread (``set_threads``): results must not depend on the
-    thread count. ``map-only`` never imports torch.
+    With a network (the paper's VAE), torch runs on one thread (``set_threads``): results must
+    not depend on the thread count. ``map-only`` never imports torch.
     """
-    obf = _make_obfuscator(key, model_dir)
-    if set_threads and obf.model is not None:
+    obf = _make_obfuscator(key, model_dir, scheme)
+    if set_threads and obf.uses_torch:
         import torch
 
         torch.set_num_threads(1)
@@ -166,12 +167,15 @@ def _init_worker(key: Key, model_dir: str | None, in_root: str, out_root: str, f
         _STATE["uid_mapper"] = UIDMapper(key.derive("dicom-uid-salt", 16))
 
 
-def _make_obfuscator(key: Key, model_dir: str | None):
-    from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
+def _make_obfuscator(key: Key, model_dir: str | None, scheme: str | None = None):
+    """The fitted scheme of ``model_dir`` (refused if it is not ``scheme``), or, without a model
+    folder, ``scheme`` with its default config and nothing trained (``paper``: the map alone)."""
+    from medcloak.obfuscation.scheme import load_scheme, make_scheme
 
     if model_dir is None:
-        return Obfuscator(key, config=ObfuscationConfig(order="map-only"))
-    return Obfuscator.load(model_dir, key)
+        name = scheme or "paper"
+        return make_scheme(name, {"order": "map-only"} if name == "paper" else None).fit(None, key)
+    return load_scheme(model_dir, key, expect=scheme)
 
 
 def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -204,9 +208,9 @@ def _process(rel: str, out_stem: str) -> tuple[list[str], list[str], int]:
     stack = np.stack([f.pixels for f in frames]).astype(np.float32, copy=False)
     if obf.input_size is not None:
         stack = _resize(stack, obf.input_size)
-    out = obf.obfuscate(stack)
+    out = obf.apply(stack)
     names = _output_names(out_stem, out.shape[0], fmt)
-    bits = 8 if obf.config.order != "map-then-vae" and obf.config.resolved_out_levels <= 256 else 16
+    bits = obf.output_bits
     for i, name in enumerate(names):
         dst = st["out_root"] / name
         if fmt == "png":
@@ -303,6 +307,7 @@ def obfuscate_tree(
     fmt: str = "png",
     batch_size: int = 8,
     progress: bool = True,
+    scheme: str | None = None,
 ) -> BatchSummary:
     """Obfuscate every image under ``in_path`` into ``out_dir`` (see the module docstring).
 
@@ -316,8 +321,9 @@ def obfuscate_tree(
     key : Key
         The owner's key.
     model_dir : path-like, optional
-        A model folder saved by :meth:`Obfuscator.save`; without it only the keyed mapping is
-        applied (``map-only``).
+        A model folder saved by :meth:`medcloak.obfuscation.scheme.Scheme.save` (or
+        :meth:`Obfuscator.save`); without it ``scheme`` runs untrained (``paper``: only the keyed
+        mapping, ``map-only``).
     workers : int
         Worker processes (``spawn``); 1 runs in this process.
     fmt : {"png", "npy", "dicom"}
@@ -326,6 +332,8 @@ def obfuscate_tree(
         Files per task handed to a worker.
     progress : bool
         tqdm bar on stderr.
+    scheme : str, optional
+        The scheme's name; a model folder of another scheme is refused.
 
     Returns
     -------
@@ -351,7 +359,7 @@ def obfuscate_tree(
     in_path, out_dir = Path(in_path), Path(out_dir)
     in_root = _check_folders(in_path, out_dir)
     model_dir = None if model_dir is None else str(Path(model_dir))
-    obf = _make_obfuscator(key, model_dir)  # validates the model and the key before any work
+    obf = _make_obfuscator(key, model_dir, scheme)  # validates the model and the key before any work
     summary = BatchSummary(map_only=model_dir is None, out=out_dir, manifest=out_dir / MANIFEST_NAME,
                            key_fingerprint=key.fingerprint, model_fingerprint=obf.model_fingerprint)
     del obf
@@ -419,7 +427,7 @@ def obfuscate_tree(
                 summary.errors.append((rec["input"], rec["error"]))
             bar.update(1)
 
-        args = (key, model_dir, str(in_root), str(out_dir), fmt, True)
+        args = (key, model_dir, str(in_root), str(out_dir), fmt, True, scheme)
         try:
             if workers == 1:
                 _run_serial(tasks(), args, record)
@@ -432,7 +440,7 @@ def obfuscate_tree(
 
 def _run_serial(tasks, args, record) -> None:
     torch = threads = None
-    if args[1] is not None:  # a VAE model: _init_worker sets one torch thread; restore it after
+    if args[1] is not None:  # a model (the VAE): _init_worker sets one torch thread; restore it after
         import torch
 
         threads = torch.get_num_threads()

@@ -224,6 +224,20 @@ class Obfuscator:
         other.model, other._vae_bytes, other.history = self.model, self._vae_bytes, self.history
         return other
 
+    def with_key(self, key: Key) -> "Obfuscator":
+        """The same fitted VAE under another key (its own table and latent noise).
+
+        Raises
+        ------
+        MedcloakError
+            On a ``map-then-vae`` obfuscator (its VAE learned frames mapped under this key).
+        """
+        if self.config.order == "map-then-vae":
+            raise MedcloakError("a map-then-vae VAE learned frames mapped under its key; fit a new one")
+        other = Obfuscator(key, config=self.config)
+        other.model, other._vae_bytes, other.history = self.model, self._vae_bytes, self.history
+        return other
+
     def _require_fitted(self) -> None:
         if not self.fitted:
             raise MedcloakError("the obfuscator has no VAE yet: call fit() or Obfuscator.load() a model folder")

@@ -5,8 +5,8 @@
 Beer-Lambert contrast, quantum noise and detector blur (:mod:`.render`).
 """
 
-from medcloak.synth.generate import SynthSet, generate
+from medcloak.synth.generate import generate
 from medcloak.synth.grid import make_grid
 from medcloak.synth.write import write_synth
 
-__all__ = ["SynthSet", "generate", "make_grid", "write_synth"]
+__all__ = ["generate", "make_grid", "write_synth"]

@@ -1,78 +1,26 @@
-"""Semi-synthetic X-ray coronary angiography sequences: :func:`generate` and :class:`SynthSet`."""
+"""Semi-synthetic X-ray coronary angiography sequences: :func:`generate` returns a :class:`~medcloak.io.frameset.FrameSet`."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
 
 from medcloak.errors import MedcloakError
+from medcloak.io.frameset import FrameSet
 from medcloak.synth.background import BACKGROUND_MODES, make_background
 from medcloak.synth.centerlines import build_tree, sample_tree
 from medcloak.synth.projection import Camera, cardiac_motion, draw_view, project, rotation
 from medcloak.synth.render import beer_lambert, detect, expected_signal, splat_tubes
 
-__all__ = ["SynthSet", "generate", "VISIBLE_CONTRAST"]
+__all__ = ["generate", "VISIBLE_CONTRAST"]
 
 #: Least Beer-Lambert contrast ``1 - I / I_behind`` (fraction) of a lumen pixel in the noise-free
-#: frame for it to count as visible vessel (``SynthSet.masks``). 3 % is about one standard
+#: frame for it to count as visible vessel (``FrameSet.masks``). 3 % is about one standard
 #: deviation of a pixel's quantum noise in the generated frames (log-intensity noise 0.028 at
 #: 128 px, 0.034 at 64 px): a fainter pixel is lost in the noise of its frame.
 VISIBLE_CONTRAST = 0.03
-
-
-@dataclass
-class SynthSet:
-    """A generated data set; frame ``i`` of every array/list belongs together.
-
-    Attributes
-    ----------
-    frames : ndarray float32 (N, H, W) in [0, 1]
-        Detector frames (Beer-Lambert contrast, quantum noise, detector blur); vessels dark.
-    clean : ndarray float32 (N, H, W) in [0, 1]
-        The same frames without quantum noise (the expected detector signal).
-    masks : ndarray bool (N, H, W)
-        The *visible* vessel lumen, pixel-aligned with ``frames`` (the ground truth every
-        vessel score uses): pixels of ``masks_full`` whose Beer-Lambert contrast in the
-        noise-free frame, ``1 - I / I_behind`` (``I`` = ``clean`` before clipping, ``I_behind``
-        = the same frame rendered without the coronary vessels), is at least
-        ``visible_contrast`` (default :data:`VISIBLE_CONTRAST` = 3 %). The catheter is not a
-        vessel and is excluded.
-    labels : list of str
-        ``"LCA"`` or ``"RCA"`` (the binary task).
-    stenosis : ndarray bool (N,)
-        A 50-90 % stenosis is present in the frame's tree.
-    patient_ids : list of str
-        Synthetic patient of each frame (one view sequence per patient).
-    frame_index : ndarray int64 (N,)
-        Index of the frame within its patient's sequence.
-    views : list of str
-        C-arm angulation of each frame, e.g. ``"LAO32.1/CRA14.0"``.
-    masks_full : ndarray bool (N, H, W) or None
-        The full anatomical lumen: pixel centres within ``max(rho, 0.5)`` px of a projected
-        centreline sample of radius ``rho`` px (so every vessel is drawn at least one pixel
-        wide), whatever its contrast. ``masks`` is a subset of it.
-    catheter : ndarray bool (N, H, W) or None
-        The catheter's projected lumen (same rule as ``masks_full``). It is a dark tube that a
-        vessel filter rightly finds but that is not a vessel: pass it as ``ignore=`` to
-        :func:`medcloak.metrics.vessel_dice` / :func:`~medcloak.metrics.vessel_recovery`.
-    """
-
-    frames: np.ndarray
-    clean: np.ndarray
-    masks: np.ndarray
-    labels: list[str]
-    stenosis: np.ndarray
-    patient_ids: list[str]
-    frame_index: np.ndarray
-    views: list[str] = field(default_factory=list)
-    masks_full: np.ndarray | None = None
-    catheter: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 def _plan(n: int, fpp: int) -> list[tuple[str, int]]:
@@ -165,7 +113,7 @@ def generate(
     backgrounds: str = "auto",
     visible_contrast: float = VISIBLE_CONTRAST,
     progress: bool = False,
-) -> SynthSet:
+) -> FrameSet:
     """Generate ``n`` semi-synthetic coronary angiography frames with vessel masks.
 
     Every synthetic patient has one view sequence (``frames_per_patient`` frames of one
@@ -187,15 +135,22 @@ def generate(
         Chest anatomy behind the vessels; see :func:`medcloak.synth.background.make_background`.
     visible_contrast : float
         Least contrast (fraction in [0, 1)) of a lumen pixel in the noise-free frame for
-        ``masks`` (see :class:`SynthSet`); 0 makes ``masks`` equal ``masks_full``.
+        ``masks`` (see Returns); 0 makes ``masks`` equal ``masks_full``.
     progress : bool
         Show a tqdm progress bar on stderr.
 
     Returns
     -------
-    SynthSet
-        Frames and noise-free frames (float32 in [0, 1], vessels dark), visible-lumen masks,
-        full-lumen masks, catheter masks, labels, stenosis flags, patient ids ``syn<seed>-<patient>``, frame indices and view angles.
+    FrameSet
+        Frames and noise-free frames (float32 in [0, 1], vessels dark); ``masks``: the *visible*
+        lumen (pixels of ``masks_full`` whose Beer-Lambert contrast in the noise-free frame,
+        ``1 - I / I_behind`` against the same frame rendered without the vessels, is at least
+        ``visible_contrast``; the catheter excluded); ``masks_full``: the full anatomical lumen
+        (pixel centres within ``max(rho, 0.5)`` px of a projected centreline sample of radius
+        ``rho``); ``catheter``: its projected lumen (pass it as ``ignore=`` to vessel scores);
+        labels, stenosis flags (a 50-90 % stenosis in the frame's tree), patient ids
+        ``syn<seed>-<patient>``, frame indices, view angles (e.g. ``"LAO32.1/CRA14.0"``);
+        no split assigned, provenance ``"semi-synthetic"``.
 
     Examples
     --------
@@ -239,4 +194,6 @@ def generate(
             views += [got["view"]] * k
             i += k
             bar.update(k)
-    return SynthSet(frames, clean, masks, labels, sten, pids, fidx, views, masks_full, catheter)
+    return FrameSet(frames, labels, pids, stenosis=sten, frame_index=fidx, views=views, clean=clean, masks=masks,
+                    masks_full=masks_full, catheter=catheter, provenance="semi-synthetic",
+                    source=f"medcloak.synth.generate({n}, size={size}, seed={seed}, frames_per_patient={fpp})")

@@ -10,7 +10,7 @@ import numpy as np
 
 from medcloak.errors import MedcloakError
 from medcloak.io.atomic import atomic_write_bytes
-from medcloak.synth.generate import SynthSet
+from medcloak.io.frameset import FrameSet
 
 __all__ = ["make_grid"]
 
@@ -43,7 +43,7 @@ def _from_dir(folder: Path):
     return labels, pids, fidx, captions, load
 
 
-def make_grid(data_or_dir: SynthSet | str | os.PathLike, out_png: str | os.PathLike, *, n_per_class: int = 4) -> Path:
+def make_grid(data_or_dir: FrameSet | str | os.PathLike, out_png: str | os.PathLike, *, n_per_class: int = 4) -> Path:
     """Save a figure: ``n_per_class`` LCA frames (left panel) beside as many RCA frames (right).
 
     Each panel has at least two rows; frames come from distinct patients where possible and
@@ -52,7 +52,7 @@ def make_grid(data_or_dir: SynthSet | str | os.PathLike, out_png: str | os.PathL
 
     Parameters
     ----------
-    data_or_dir : SynthSet or path-like
+    data_or_dir : FrameSet or path-like
         Generated data, or a dataset folder holding ``labels.csv``.
     out_png : path-like
         Output PNG (written atomically; no timestamps, so the same input gives the same bytes).
@@ -71,7 +71,7 @@ def make_grid(data_or_dir: SynthSet | str | os.PathLike, out_png: str | os.PathL
 
     if n_per_class < 2:
         raise MedcloakError(f"n_per_class must be at least 2, got {n_per_class}")
-    if isinstance(data_or_dir, SynthSet):
+    if isinstance(data_or_dir, FrameSet):
         d = data_or_dir
         labels, pids, fidx = d.labels, d.patient_ids, d.frame_index
         views = d.views or [""] * len(labels)
@@ -81,7 +81,7 @@ def make_grid(data_or_dir: SynthSet | str | os.PathLike, out_png: str | os.PathL
         labels, pids, fidx, captions, load = _from_dir(Path(data_or_dir))
     picks = {c: _pick(labels, pids, fidx, c, n_per_class) for c in ("LCA", "RCA")}
     if not picks["LCA"] or not picks["RCA"]:
-        raise MedcloakError("need frames of both LCA and RCA to make the grid", None if isinstance(data_or_dir, SynthSet) else data_or_dir)
+        raise MedcloakError("need frames of both LCA and RCA to make the grid", None if isinstance(data_or_dir, FrameSet) else data_or_dir)
     cols = int(np.ceil(n_per_class / 2))
     rows = int(np.ceil(n_per_class / cols))
     fig, axes = plt.subplots(rows, 2 * cols + 1, figsize=(2.2 * (2 * cols) + 0.3, 2.4 * rows + 0.5),

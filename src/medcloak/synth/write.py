@@ -1,4 +1,4 @@
-"""Write a :class:`~medcloak.synth.generate.SynthSet` as a dataset folder (PNGs + ``labels.csv``)."""
+"""Write a :class:`~medcloak.io.frameset.FrameSet` as a dataset folder (PNGs + ``labels.csv``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tqdm import tqdm
 from medcloak.errors import MedcloakError
 from medcloak.io.dataset import LABELS_CSV, Manifest, Record, split_patients, write_manifest
 from medcloak.io.images import write_png
-from medcloak.synth.generate import SynthSet
+from medcloak.io.frameset import FrameSet
 
 __all__ = ["write_synth", "FRAME_TIME_MS"]
 
@@ -21,7 +21,7 @@ FRAME_TIME_MS = 66.7  # 15 frames per second, a common cine rate for coronary an
 
 def write_synth(
     out: str | os.PathLike,
-    data: SynthSet,
+    data: FrameSet,
     *,
     seed: int,
     dicom: bool = False,
@@ -33,8 +33,8 @@ def write_synth(
     Layout::
 
         out/frames/<patient>_<k>.png     detector frame
-        out/masks/<patient>_<k>.png      visible vessel lumen, ``SynthSet.masks`` (0 / 255)
-        out/catheter/<patient>_<k>.png   catheter lumen, ``SynthSet.catheter`` (0 / 255)
+        out/masks/<patient>_<k>.png      visible vessel lumen, ``FrameSet.masks`` (0 / 255)
+        out/catheter/<patient>_<k>.png   catheter lumen, ``FrameSet.catheter`` (0 / 255)
         out/clean/<patient>_<k>.png      frame without quantum noise
         out/dicom/<patient>.dcm          (``dicom=True``) one multi-frame XA cine per patient
         out/labels.csv                   path, label, patient_id, split, mask, catheter_mask, clean,
@@ -47,7 +47,7 @@ def write_synth(
     ----------
     out : path-like
         Dataset folder (created).
-    data : SynthSet
+    data : FrameSet
         What :func:`~medcloak.synth.generate` returned.
     seed : int
         Seed of the patient-wise train/val/test split
@@ -73,7 +73,7 @@ def write_synth(
     n = len(data.labels)
     if not (len(data.frames) == len(data.masks) == len(data.clean) == len(data.patient_ids) == n) or (
             data.catheter is not None and len(data.catheter) != n):
-        raise MedcloakError("SynthSet arrays and lists differ in length", out)
+        raise MedcloakError("FrameSet arrays and lists differ in length", out)
     records = []
     names = [f"{pid}_{int(k)}.png" for pid, k in zip(data.patient_ids, data.frame_index)]
     views = data.views or [""] * n
@@ -99,7 +99,7 @@ def write_synth(
     return Manifest(out, records)
 
 
-def _write_dicoms(folder: Path, data: SynthSet, *, progress: bool) -> None:
+def _write_dicoms(folder: Path, data: FrameSet, *, progress: bool) -> None:
     from medcloak.io.deid import UIDMapper
     from medcloak.io.dicom import write_dicom
 
