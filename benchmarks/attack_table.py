@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medcloak import metrics
     from medcloak.attacks import direct_view
-    from medcloak.attacks.figures import attack_grid
+    from medcloak.report.attack_grid import attack_grid
     from medcloak.attacks.runner import AttackConfig, run_attacks, synthetic_victim
     from medcloak.attacks.unet import NetConfig
     from medcloak.obfuscation.pipeline import ObfuscationConfig

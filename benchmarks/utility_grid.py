@@ -1,6 +1,6 @@
 """The utility grid (issue "utility", items 4-5): accuracy, SSIM and direct-view Dice per setting.
 
-For every setting of :func:`medcloak.learn.grid.default_configs` (originals; the keyed map at
+For every setting of :func:`medcloak.study.grid.default_configs` (originals; the keyed map at
 L in {256, 64, 16} after each of two VAE settings and alone; two classifier sizes; the
 level-embedding lever), one classifier is trained with the ONE default
 :class:`~medcloak.learn.recipe.Recipe` on a patient-wise split of the semi-synthetic LCA/RCA set,
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     csv_path, json_path, npz_path = out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}-samples.npz"
     fig_path = Path(args.fig) if args.fig else out / f"{stem}.png"
 
-    from medcloak.learn.figures import privacy_utility_figure
+    from medcloak.report.utility_figure import privacy_utility_figure
 
     title = (f"Utility vs privacy, semi-synthetic LCA/RCA, {args.size} px "
              f"(one recipe; T0 = attacker's segmentation net)")
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     from medcloak.attacks.reconstruction import MapScheme, attacker_key
     from medcloak.attacks.unet import NetConfig
     from medcloak.device import training_device
-    from medcloak.learn.grid import default_configs, default_vae_settings, study_key, utility_grid
+    from medcloak.study.grid import default_configs, default_vae_settings, study_key, utility_grid
     from medcloak.learn.recipe import Recipe
     from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
     from medcloak.synth import generate

@@ -1,7 +1,7 @@
 import json, time, torch
 torch.set_num_threads(1)
 from medcloak.synth import generate
-from medcloak.learn.grid import GridConfig as G, utility_grid, default_vae_settings
+from medcloak.study.grid import GridConfig as G, utility_grid, default_vae_settings
 from medcloak.learn.recipe import Recipe
 t0 = time.time()
 data = generate(384, size=64, seed=0, frames_per_patient=4, progress=False)

@@ -17,20 +17,15 @@ from scipy import ndimage as ndi
 
 from medcloak import metrics
 from medcloak.attacks import prior
-from medcloak.attacks.figures import attack_grid
-from medcloak.attacks.reconstruction import (
-    IdentityScheme,
-    MapScheme,
-    MonotoneScheme,
-    attacker_key,
-    cross_domain_images,
-    cross_domain_sources,
-    level_table,
-    obfuscate_under_keys,
-)
+from medcloak.report.attack_grid import attack_grid
+from medcloak.attacks.own import PublicScheme, attacker_key, obfuscate_under_keys
+from medcloak.attacks.reconstruction import cross_domain_images, cross_domain_sources, level_table
 from medcloak.attacks.runner import COLUMNS, AttackConfig, AttackerData, AttackVictim, run_attacks
 from medcloak.attacks.unet import NetConfig
 from medcloak.errors import MedcloakError
+from medcloak.obfuscation.pipeline import ObfuscationConfig
+
+import toy_schemes  # noqa: F401 - registers the weak test-only schemes "identity" and "monotone"
 
 SIZE = 32
 
@@ -63,7 +58,7 @@ def weak_results(synth_sets):
     v, a = synth_sets
     config = AttackConfig(net=NetConfig(steps=150, lr=3e-3), t1_n=(32,), reid_metric="corr")
     out = {}
-    for scheme in (IdentityScheme(), MonotoneScheme(gamma=0.5)):
+    for scheme in (PublicScheme("identity"), PublicScheme("monotone", {"gamma": 0.5})):
         victim = _victim(scheme, v.frames, v.masks, 32, ignore=v.catheter)
         out[scheme.name] = run_attacks(victim, ("T1", "T2"), config=config,
                                        attacker=AttackerData(a.frames, a.masks), progress=False)
@@ -118,7 +113,8 @@ def _thick_vessels(n, seed):
     return frames, masks
 
 
-@pytest.mark.parametrize("scheme", [IdentityScheme(), MonotoneScheme(gamma=2.0)], ids=["identity", "monotone"])
+@pytest.mark.parametrize("scheme", [PublicScheme("identity"), PublicScheme("monotone", {"gamma": 2.0})],
+                         ids=["identity", "monotone"])
 def test_direct_view_segments_weakly_obfuscated_vessels(scheme):
     vf, vm = _thick_vessels(40, seed=1)
     af, am = _thick_vessels(160, seed=2)
@@ -174,7 +170,7 @@ def test_level_table_inverts_a_map_from_pairs():
 
 def test_attacker_keys_change_every_chunk():
     x = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (8, 32, 1))
-    ob = MapScheme(levels=256).fit(x, seed=5)
+    ob = PublicScheme("paper", ObfuscationConfig(order="map-only", levels=256)).fit(x, seed=5)
     y = obfuscate_under_keys(ob, x, frames_per_key=2)
     assert np.array_equal(y[0], y[1]) and not np.array_equal(y[1], y[2])  # same key within a chunk
     assert np.array_equal(obfuscate_under_keys(ob, x, frames_per_key=0), ob(x, 0))
@@ -201,13 +197,13 @@ def test_prior_functions():
 
 def test_runner_rejects_bad_input(synth_sets):
     v, _ = synth_sets
-    victim = _victim(IdentityScheme(), v.frames, v.masks, 32)
+    victim = _victim(PublicScheme("identity"), v.frames, v.masks, 32)
     with pytest.raises(MedcloakError, match="unknown threat"):
         run_attacks(victim, ("T9",), progress=False)
     with pytest.raises(MedcloakError, match="include victim test frames"):
         run_attacks(victim, ("T2",), attacker=AttackerData(v.frames, v.masks), progress=False)
     with pytest.raises(MedcloakError):
-        AttackVictim(scheme=IdentityScheme(), obfuscate=lambda x: x, train_originals=v.frames,
+        AttackVictim(scheme=PublicScheme("identity"), obfuscate=lambda x: x, train_originals=v.frames,
                      test_originals=v.frames[:4], test_obfuscated=v.frames[:3], test_masks=v.masks[:4])
 
 

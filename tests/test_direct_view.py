@@ -18,7 +18,12 @@ from medcloak.attacks.direct_view import (
     train_direct_view,
 )
 from medcloak.attacks.handmade import handmade_vessel_masks
-from medcloak.attacks.reconstruction import MapScheme
+from medcloak.attacks.own import PublicScheme
+from medcloak.obfuscation.pipeline import ObfuscationConfig
+
+
+def MapScheme(levels: int) -> PublicScheme:  # noqa: N802 - the map alone, as the attacker re-runs it
+    return PublicScheme("paper", ObfuscationConfig(order="map-only", levels=levels))
 from medcloak.attacks.unet import NetConfig, train_network
 from medcloak.errors import MedcloakError
 

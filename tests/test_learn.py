@@ -17,7 +17,7 @@ from medcloak.io.images import write_png
 from medcloak.learn import Recipe, compare, evaluate, train_classifier
 from medcloak.learn.artifacts import RUN_FILES, write_run
 from medcloak.learn.evaluate import binary_metrics
-from medcloak.learn.grid import study_key
+from medcloak.study.grid import study_key
 from medcloak.learn.models import build_classifier, load_classifier
 from medcloak.learn.predict import predict_proba
 from medcloak.learn.train import augment_batch, encode_labels
@@ -295,13 +295,11 @@ def test_predict_cli_obfuscates_with_the_owner_key(tmp_path, capsys):
 
 
 def test_utility_grid_rows_and_direct_view_hook():
-    from types import SimpleNamespace
-
-    from medcloak.learn.grid import GridConfig, utility_grid
+    from medcloak.io.frameset import FrameSet
+    from medcloak.study.grid import GridConfig, utility_grid
 
     x, y = toy(60, seed=6)
-    data = SimpleNamespace(frames=x, labels=y, patient_ids=[f"p{i // 3}" for i in range(60)],
-                           masks=x > 0.5)
+    data = FrameSet(x, y, [f"p{i // 3}" for i in range(60)], masks=x > 0.5)
     calls = []
 
     def hook(cfg, obf_test, masks_test, ignore_test):

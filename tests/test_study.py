@@ -16,7 +16,7 @@ from medcloak.errors import MedcloakError
 from medcloak.keys import Key
 from medcloak.study import STAGES, load_config, preset, run_study
 from medcloak.study.config import StudyConfig, config_hash
-from medcloak.study.report import EMBEDDED, FIGURES
+from medcloak.report.html import EMBEDDED, FIGURES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -262,23 +262,3 @@ def test_a_user_folder_runs_as_real_data_with_stand_in_masks(tmp_path):
     assert {r["threat"] for r in m["attacks"]["rows"]} == {"obfuscated", "prior", "T1", "T4"}
     page = (out / "report.html").read_text()
     assert "REAL data" in page and "SEMI-SYNTHETIC" not in page
-
-
-def test_readers_stage_is_skipped_without_the_package_and_runs_once_it_imports(tiny_run, tmp_path, monkeypatch):
-    import medcloak.study.run as study_run
-
-    out = tmp_path / "copy"
-    shutil.copytree(tiny_run[0], out)
-    (out / "stages" / "readers" / "done.json").unlink()
-    real = study_run._readers_writer
-    monkeypatch.setattr(study_run, "_readers_writer", lambda: (None, "not installed here"))
-    since = len((out / "study.log").read_text())
-    run_study(preset("tiny"), out, progress=False)
-    log = _log_tail(out, since)
-    assert "no reader items written: not installed here" in log
-    assert "Reader items were not written" in (out / "report.html").read_text()
-    monkeypatch.setattr(study_run, "_readers_writer", real)
-    since = len((out / "study.log").read_text())
-    run_study(preset("tiny"), out, progress=False)
-    assert set(re.findall(r"stage (\w+)\s+running", _log_tail(out, since))) == {"readers", "report"}
-    assert (out / "readers" / "items.csv").is_file()

@@ -39,11 +39,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
-from medcloak.attacks.reconstruction import PublicScheme, obfuscate_under_keys
+from medcloak.attacks.base import Attack, Knowledge, make_row, score
+from medcloak.attacks.own import PublicScheme, obfuscate_under_keys
 from medcloak.attacks.unet import NetConfig, predict, train_network
 from medcloak.errors import MedcloakError
 
 __all__ = [
+    "DirectView",
     "DirectViewAttack",
     "train_direct_view",
     "choose_threshold",
@@ -366,3 +368,41 @@ def train_direct_view(
         "max_steps": int(net.steps),
     }
     return DirectViewAttack(model, threshold=threshold, heldout=heldout, features=features)
+
+
+class DirectView(Attack):
+    """T0 as a plug-in: :func:`train_direct_view` on the attacker's own frames, then its
+    probabilities on the victim's frames (thresholded at the attacker's own threshold for the
+    score); the hand-made views follow as its floor (:meth:`extra_rows`)."""
+
+    threat = "T0"
+    knows = "the algorithm; trains a vessel segmenter on its own frames under many own keys"
+    kind = "segmentation"
+
+    @property
+    def label(self) -> str:
+        return "learned direct view"
+
+    def fit(self, knowledge: Knowledge) -> "DirectView":
+        c = knowledge.config
+        self.model = train_direct_view(knowledge.scheme, knowledge.attacker.frames, knowledge.attacker.masks,
+                                       net=c.t0_net or c.net, frames_per_key=max(1, c.frames_per_key),
+                                       copies=c.t0_copies, seed=c.attacker_seed, fitted=knowledge.own_obfuscation(),
+                                       progress=knowledge.progress)
+        self.threshold = self.model.threshold
+        return self
+
+    def __call__(self, obfuscated: np.ndarray) -> np.ndarray:
+        return self.model.probabilities(obfuscated)
+
+    def extra_rows(self, victim, prior: dict) -> list[dict]:
+        """The floor: Otsu-thresholded hand-made views of the obfuscated frames, scored by Dice."""
+        import time
+
+        from medcloak.attacks.handmade import handmade_vessel_masks
+
+        t = time.perf_counter()
+        masks = handmade_vessel_masks(victim.test_obfuscated)
+        seconds = (time.perf_counter() - t) / max(len(masks), 1)
+        return [make_row("T0-handmade", str(name), score(m, victim, prior, kind="segmentation"), seconds)
+                for name, m in masks.items()]

@@ -1,6 +1,6 @@
 """Hand-made "direct views" of obfuscated frames: the floor of threat T0.
 
-T0 (DESIGN.md, "direct view") is what anyone looking at an obfuscated frame gets for free. Its
+T0 (``docs/threat-model.md``, "direct view") is what anyone looking at an obfuscated frame gets for free. Its
 main measurement is a segmentation network trained on frames obfuscated under the attacker's own
 keys; the hand-made views here are reported beside it as a *floor* (they under-measure what a
 person sees). Every view is a scikit-image filter -- nothing is fitted, no key or pair is used.

@@ -14,37 +14,35 @@ Threat models (``docs/threat-model.md``):
   other images (:func:`cross_domain_images`: radiographs, CT and MR from ``pydicom-data``,
   scikit-image's bundled pictures, Fashion-MNIST when Debian's package is installed).
 
-The attacker runs the public algorithm through a :class:`PublicScheme`: ``fit`` trains its
-trained parts (the VAE) on the attacker's own frames and returns a function
-``obfuscate(frames, key_index)``. With ``frames_per_key > 0`` T2/T3 draw a fresh attacker key
-every few frames, so the network learns what survives *any* key (band outlines), not one key's
-table; ``frames_per_key = 0`` uses one own key, as in the paper.
+The attacker runs the public algorithm through :class:`~medcloak.attacks.own.PublicScheme`
+(any registered scheme): ``fit`` trains its trained parts (the VAE) on the attacker's own frames
+and returns a function ``obfuscate(frames, key_index)``. With ``frames_per_key > 0`` T2/T3 draw
+a fresh attacker key every few frames, so the network learns what survives *any* key (band
+outlines), not one key's table; ``frames_per_key = 0`` uses one own key, as in the paper.
+
+The plug-ins :class:`KnownPlaintext` (T1), :class:`SameDomain` (T2) and :class:`CrossDomain`
+(T3) wrap these functions for :func:`medcloak.attacks.runner.run_attacks`.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from torch import nn
 
+from medcloak.attacks.base import Attack, Knowledge
+from medcloak.attacks.own import KeyedObfuscate, PublicScheme, obfuscate_under_keys
 from medcloak.attacks.unet import NetConfig, predict, train_network
 from medcloak.errors import MedcloakError
 
 __all__ = [
-    "KeyedObfuscate",
-    "PublicScheme",
-    "IdentityScheme",
-    "MonotoneScheme",
-    "MapScheme",
-    "MedcloakScheme",
-    "attacker_key",
-    "obfuscate_under_keys",
+    "KnownPlaintext",
+    "SameDomain",
+    "CrossDomain",
     "level_table",
     "InverseAttack",
     "train_inverse",
@@ -54,126 +52,6 @@ __all__ = [
     "cross_domain_images",
     "cross_domain_sources",
 ]
-
-#: ``obfuscate(frames (N, H, W), key_index) -> obfuscated (N, H, W)``: the public algorithm,
-#: fitted by the attacker, under the attacker's ``key_index``-th own key.
-KeyedObfuscate = Callable[[np.ndarray, int], np.ndarray]
-
-
-class PublicScheme(Protocol):
-    """The public obfuscation algorithm, as an attacker re-runs it on own data with own keys."""
-
-    name: str
-
-    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False) -> KeyedObfuscate:
-        """Fit the trained parts (e.g. the VAE) on ``frames`` (N, H, W) in [0, 1]."""
-        ...
-
-
-def attacker_key(seed: int, index: int):
-    """The attacker's ``index``-th own key, reproducible from ``seed``.
-
-    These keys protect nothing (they belong to the simulated attacker), so they come from a
-    hash of the seed rather than the CSPRNG, to make attack results repeatable.
-    """
-    from medcloak.keys import Key
-
-    return Key(hashlib.sha256(f"medcloak/attacker/{int(seed)}/{int(index)}".encode()).digest())
-
-
-@dataclass(frozen=True)
-class IdentityScheme:
-    """No obfuscation at all (a weak baseline: every attack must succeed against it)."""
-
-    name: str = "identity"
-
-    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False) -> KeyedObfuscate:
-        return lambda x, key_index: np.asarray(x, dtype=np.float32).copy()
-
-
-@dataclass(frozen=True)
-class MonotoneScheme:
-    """A fixed, key-independent monotone intensity map ``x ** gamma`` (weak baseline)."""
-
-    gamma: float = 0.5
-    name: str = "monotone"
-
-    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False) -> KeyedObfuscate:
-        g = np.float32(self.gamma)
-        return lambda x, key_index: np.clip(np.asarray(x, dtype=np.float32), 0, 1) ** g
-
-
-@dataclass(frozen=True)
-class MapScheme:
-    """The keyed random intensity map alone (``order="map-only"``), with no trained part."""
-
-    levels: int = 256
-    name: str = "map-only"
-
-    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False) -> KeyedObfuscate:
-        from medcloak.obfuscation.mapping import IntensityMap
-
-        @functools.lru_cache(maxsize=64)
-        def table(key_index: int) -> IntensityMap:
-            return IntensityMap.from_key(attacker_key(seed, key_index), levels=self.levels)
-
-        return lambda x, key_index: table(int(key_index))(x)
-
-
-@dataclass(frozen=True)
-class MedcloakScheme:
-    """medcloak's own pipeline (:class:`medcloak.obfuscation.pipeline.Obfuscator`), public config.
-
-    ``fit`` trains one attacker VAE under attacker key 0 with the public ``config``. For the
-    orders whose VAE never sees key-dependent input (``vae-then-map``, ``map-only``) other key
-    indices reuse that VAE under their own key (own table, own latent noise); for
-    ``map-then-vae`` each key index fits its own VAE on the same frames (slow).
-    """
-
-    config: object  # medcloak.obfuscation.pipeline.ObfuscationConfig
-    name: str = "medcloak"
-
-    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False) -> KeyedObfuscate:
-        from medcloak.obfuscation.pipeline import Obfuscator
-
-        frames = np.asarray(frames, dtype=np.float32)
-        n_val = max(1, len(frames) // 10) if len(frames) > 1 else 0
-
-        def fitted(key_index: int) -> Obfuscator:
-            o = Obfuscator(attacker_key(seed, key_index), config=self.config)
-            o.fit(frames[n_val:], frames[:n_val] if n_val else None, progress=progress)
-            return o
-
-        base = fitted(0)
-
-        @functools.lru_cache(maxsize=8)
-        def keyed(key_index: int) -> Obfuscator:
-            if key_index == 0:
-                return base
-            if base.config.order == "map-then-vae":
-                return fitted(key_index)
-            o = Obfuscator(attacker_key(seed, key_index), config=base.config)
-            o.model = base.model  # the attacker's own VAE, reused under another own key
-            return o
-
-        return lambda x, key_index: keyed(int(key_index)).obfuscate(x)
-
-
-def obfuscate_under_keys(
-    obfuscate: KeyedObfuscate, frames: np.ndarray, *, frames_per_key: int, first_key: int = 0
-) -> np.ndarray:
-    """Obfuscate ``frames`` with a fresh key every ``frames_per_key`` frames (0: one key).
-
-    Returns float32 (N, H, W). Chunk ``i`` uses key index ``first_key + i``.
-    """
-    frames = np.asarray(frames, dtype=np.float32)
-    if frames_per_key <= 0:
-        return np.asarray(obfuscate(frames, first_key), dtype=np.float32)
-    out = np.empty_like(frames)
-    for i, s in enumerate(range(0, len(frames), frames_per_key)):
-        out[s : s + frames_per_key] = obfuscate(frames[s : s + frames_per_key], first_key + i)
-    return out
-
 
 def level_table(obfuscated: np.ndarray, originals: np.ndarray, *, levels: int) -> np.ndarray:
     """Mean original value of the pixels at each obfuscated grey level.
@@ -302,6 +180,90 @@ def cross_domain(
     images = cross_domain_images(n, size=size, seed=seed)
     return same_domain(scheme, images, net=net, levels=levels, frames_per_key=frames_per_key, seed=seed,
                        progress=progress, desc="T3")
+
+
+# ----------------------------------------------------------------------------- plug-ins
+
+
+def _keys_variant(config) -> str:
+    return "one own key" if config.frames_per_key <= 0 else f"own key every {config.frames_per_key} frames"
+
+
+class _Inverse(Attack):
+    """An attack whose result is an inverse network applied to the victim's frames."""
+
+    inverse: InverseAttack
+
+    def __call__(self, obfuscated: np.ndarray) -> np.ndarray:
+        return self.inverse.apply(obfuscated)
+
+
+class KnownPlaintext(_Inverse):
+    """T1: n leaked pairs under the victim's key and trained parts (one row per n of ``config.t1_n``)."""
+
+    threat = "T1"
+    knows = "n leaked (original, obfuscated) pairs under the victim's key and VAE"
+
+    @classmethod
+    def variants(cls, knowledge: Knowledge) -> list[str]:
+        pool = knowledge.leak_pool
+        if pool is None or knowledge.leak is None:
+            raise MedcloakError("T1 needs the victim's leaked pairs (leak and leak_pool)")
+        return [f"n={n}" for n in sorted({min(int(n), len(pool)) for n in knowledge.config.t1_n if n > 0})]
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.variant[2:])
+
+    def fit(self, knowledge: Knowledge) -> "KnownPlaintext":
+        c, pool = knowledge.config, knowledge.leak_pool
+        perm = np.random.default_rng(c.attacker_seed + 1).permutation(len(pool))
+        self.inverse = known_plaintext(knowledge.leak, pool[perm[: self.n_pairs]], net=c.net,
+                                       levels=knowledge.levels or 256,
+                                       use_table=c.t1_table and knowledge.levels is not None,
+                                       progress=knowledge.progress)
+        return self
+
+
+class SameDomain(_Inverse):
+    """T2: own angiograms, the public algorithm with own keys, an inverse network (the paper's attacker)."""
+
+    threat = "T2"
+    knows = "the algorithm, its own angiograms, its own VAE and key"
+
+    def fit(self, knowledge: Knowledge) -> "SameDomain":
+        c = knowledge.config
+        self.variant = _keys_variant(c)
+        self._n = len(knowledge.attacker.frames)
+        self.inverse = same_domain(knowledge.scheme, knowledge.attacker.frames, net=c.net,
+                                   levels=knowledge.levels or 256, frames_per_key=c.frames_per_key,
+                                   seed=c.attacker_seed, fitted=knowledge.own_obfuscation(),
+                                   progress=knowledge.progress)
+        return self
+
+    @property
+    def n_pairs(self) -> int:
+        return self._n
+
+
+class CrossDomain(_Inverse):
+    """T3: as T2 on non-angiography images (the paper's second attacker)."""
+
+    threat = "T3"
+    knows = "the algorithm and its own non-angiography images"
+
+    def fit(self, knowledge: Knowledge) -> "CrossDomain":
+        c = knowledge.config
+        self.variant = _keys_variant(c)
+        self._n = int(c.n_cross)
+        self.inverse = cross_domain(knowledge.scheme, n=c.n_cross, size=knowledge.size, net=c.net,
+                                    levels=knowledge.levels or 256, frames_per_key=c.frames_per_key,
+                                    seed=c.attacker_seed + 4, progress=knowledge.progress)
+        return self
+
+    @property
+    def n_pairs(self) -> int:
+        return self._n
 
 
 # ----------------------------------------------------------------------------- cross-domain data

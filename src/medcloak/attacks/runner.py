@@ -43,14 +43,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from medcloak.attacks import prior as _prior
-from medcloak.attacks.reconstruction import (
-    MedcloakScheme,
-    PublicScheme,
-    cross_domain,
-    cross_domain_sources,
-    known_plaintext,
-    same_domain,
-)
+from medcloak.attacks.base import COLUMNS, AttackerData, Knowledge, attack_names, get_attack, make_row, score
+from medcloak.attacks.own import PublicScheme
+from medcloak.attacks.reconstruction import cross_domain_sources
 from medcloak.attacks.unet import NetConfig
 from medcloak.errors import MedcloakError
 from medcloak.io.atomic import atomic_write_text
@@ -63,20 +58,14 @@ __all__ = [
     "AttackerData",
     "AttackResults",
     "run_attacks",
+    "figure_index",
     "synthetic_victim",
     "synthetic_attacker",
     "dataset_victim",
 ]
 
+#: The built-in threat models, in report order.
 THREATS = ("T0", "T1", "T2", "T3", "T4")
-
-#: Columns of every results row, in CSV order.
-COLUMNS = (
-    "threat", "variant", "n_pairs", "ssim", "psnr", "vessel_dice", "vessel_agreement", "reid_top1", "reid_top5",
-    "prior_ssim", "prior_psnr", "prior_vessel_dice", "prior_reid_top1", "prior_reid_top5",
-    "d_ssim", "d_psnr", "d_vessel_dice", "d_reid_top1", "d_reid_top5", "seconds",
-)
-_SCORES = ("ssim", "psnr", "vessel_dice", "reid_top1", "reid_top5")
 
 
 @dataclass(frozen=True)
@@ -152,10 +141,15 @@ class AttackVictim:
     test_ignore : ndarray of bool (M, H, W), optional
         Pixels no vessel score counts either way (the catheter: ``FrameSet.catheter``, or a
         dataset's ``catheter_mask`` column); see :func:`medcloak.metrics.vessel_dice`.
-    levels : int
-        Grey levels of the obfuscated frames (public parameter).
+    levels : int or None
+        Grey levels of the obfuscated frames (public parameter); ``None`` when not quantised.
     description : str
         Free text kept in the results' metadata.
+    ciphertexts : ndarray (K, H, W), optional
+        Every obfuscated frame the cloud holds (train, val and test): T4 then adds a row pooling
+        them all, scored on the test frames.
+    ciphertext_victims : ndarray of bool (K,), optional
+        Which of ``ciphertexts`` are the test frames (in their order).
     """
 
     scheme: PublicScheme
@@ -164,9 +158,11 @@ class AttackVictim:
     test_originals: np.ndarray
     test_obfuscated: np.ndarray
     test_masks: np.ndarray
-    levels: int = 256
+    levels: int | None = 256
     description: str = ""
     test_ignore: np.ndarray | None = None
+    ciphertexts: np.ndarray | None = None
+    ciphertext_victims: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.test_ignore is not None:
@@ -183,14 +179,47 @@ class AttackVictim:
             raise MedcloakError(f"victim: test originals, obfuscated frames and masks must be equal (M, H, W) stacks, got {sorted(shapes)}")
         if self.train_originals.ndim != 3 or self.train_originals.shape[1:] != self.test_originals.shape[1:]:
             raise MedcloakError(f"victim: training frames {self.train_originals.shape} do not match test frames {self.test_originals.shape}")
+        if (self.ciphertexts is None) != (self.ciphertext_victims is None):
+            raise MedcloakError("victim: ciphertexts and ciphertext_victims go together")
 
+    @classmethod
+    def from_frameset(cls, data, scheme, *, obfuscated: np.ndarray | None = None, public: PublicScheme | None = None,
+                      pool_ciphertexts: bool = False, description: str = "") -> "AttackVictim":
+        """The victim of a split :class:`~medcloak.io.frameset.FrameSet` and its fitted scheme.
 
-@dataclass
-class AttackerData:
-    """The attacker's own angiograms (other patients) and their vessel masks."""
-
-    frames: np.ndarray
-    masks: np.ndarray
+        Parameters
+        ----------
+        data : FrameSet
+            With ``train`` and ``test`` frames and vessel masks (``masks``).
+        scheme : Scheme
+            The victim's fitted scheme (its key makes T1's leaked pairs).
+        obfuscated : ndarray (N, H, W), optional
+            ``scheme.apply(data.frames)`` when already computed (every frame, in order);
+            otherwise the test frames are obfuscated here.
+        public : PublicScheme, optional
+            What the attackers re-run (default: the victim's own scheme name and config, public).
+        pool_ciphertexts : bool
+            Hand T4 every obfuscated frame the cloud holds (needs ``obfuscated``).
+        """
+        test, train = data.split == "test", data.split == "train"
+        if not test.any() or not train.any():
+            raise MedcloakError("the attacked data needs 'train' and 'test' frames")
+        if data.masks is None:
+            raise MedcloakError("the attacked data has no vessel masks")
+        if obfuscated is None:
+            if pool_ciphertexts:
+                raise MedcloakError("pool_ciphertexts needs the obfuscated frames of the whole set")
+            test_obf = scheme.apply(data.frames[test])
+        else:
+            test_obf = np.asarray(obfuscated, np.float32)[test]
+        return cls(
+            scheme=public or PublicScheme(scheme.name, scheme.config), obfuscate=scheme.apply,
+            train_originals=data.frames[train], test_originals=data.frames[test], test_obfuscated=test_obf,
+            test_masks=data.masks[test], test_ignore=None if data.catheter is None else data.catheter[test],
+            levels=scheme.output_levels, description=description,
+            ciphertexts=np.asarray(obfuscated, np.float32) if pool_ciphertexts else None,
+            ciphertext_victims=test.copy() if pool_ciphertexts else None,
+        )
 
 
 @dataclass
@@ -260,43 +289,6 @@ def _clean(v):
     return v
 
 
-# ----------------------------------------------------------------------------- scoring
-
-
-def _score_recon(recon: np.ndarray, victim: AttackVictim, config: AttackConfig) -> dict:
-    from medcloak import metrics
-
-    orig, masks = victim.test_originals, victim.test_masks
-    rmap = metrics.vessel_map(recon)
-    reid = metrics.reidentification_topk(recon, orig, k=(1, 5), metric=config.reid_metric)
-    return {
-        "ssim": metrics.ssim(recon, orig),
-        "psnr": metrics.psnr(recon, orig),
-        "vessel_dice": metrics.vessel_dice(rmap, masks, ignore=victim.test_ignore),
-        "vessel_agreement": metrics.vessel_dice(rmap, metrics.vessel_map(orig), ignore=victim.test_ignore),
-        "reid_top1": reid[1],
-        "reid_top5": reid[5],
-    }
-
-
-def _score_segmentation(seg: np.ndarray, victim: AttackVictim) -> dict:
-    from medcloak import metrics
-
-    return {"vessel_dice": metrics.vessel_dice(seg, victim.test_masks, ignore=victim.test_ignore)}
-
-
-def _row(threat: str, variant: str, scores: dict, prior: dict | None, seconds: float, n_pairs=None) -> dict:
-    row = dict.fromkeys(COLUMNS)
-    row.update(threat=threat, variant=variant, n_pairs=n_pairs, seconds=round(seconds, 2))
-    row.update(scores)
-    if prior is not None:
-        for k in _SCORES:
-            row[f"prior_{k}"] = prior.get(k)
-            if row.get(k) is not None and prior.get(k) is not None:
-                row[f"d_{k}"] = float(row[k]) - float(prior[k])
-    return row
-
-
 # ----------------------------------------------------------------------------- runner
 
 
@@ -305,7 +297,7 @@ def synthetic_attacker(n: int, *, size: int, seed: int) -> AttackerData:
     from medcloak import synth
 
     s = synth.generate(n, size=size, seed=seed)
-    return AttackerData(np.asarray(s.frames, np.float32), np.asarray(s.masks, bool))
+    return AttackerData(s.frames, s.masks)
 
 
 def run_attacks(
@@ -319,16 +311,22 @@ def run_attacks(
 ) -> AttackResults:
     """Run ``threats`` against ``victim`` and score them (see the module docstring).
 
+    A loop over the attack registry (:func:`medcloak.attacks.base.get_attack`): each attack is
+    built from the :class:`~medcloak.attacks.base.Knowledge` of this victim, one row per
+    variant, scored by :func:`medcloak.attacks.base.score` beside the prior.
+
     Parameters
     ----------
     victim : AttackVictim
-    threats : sequence of {"T0", "T1", "T2", "T3", "T4"}
+    threats : sequence of str
+        Registered attack names (built in: ``"T0"`` ... ``"T4"``).
     config : AttackConfig, optional
     attacker : AttackerData, optional
         The attacker's own angiograms and masks (T0, T2, prior); default
         :func:`synthetic_attacker` with ``config.n_attacker`` frames and ``config.attacker_seed``.
     n_figure : int
-        Number of test frames whose images are kept in :attr:`AttackResults.images`.
+        Number of test frames whose images are kept in :attr:`AttackResults.images` (the last
+        variant of an attack is kept: T1's largest n, T4 pooled over every frame).
     progress : bool
         tqdm bars on stderr.
 
@@ -340,9 +338,9 @@ def run_attacks(
 
     config = config or AttackConfig()
     threats = list(dict.fromkeys(threats))
-    bad = [t for t in threats if t not in THREATS]
+    bad = [t for t in threats if t not in attack_names()]
     if bad:
-        raise MedcloakError(f"unknown threat(s) {', '.join(bad)}; choose from {', '.join(THREATS)}")
+        raise MedcloakError(f"unknown threat(s) {', '.join(bad)}; choose from {', '.join(attack_names())}")
     size = victim.test_originals.shape[1]
     if attacker is None:
         attacker = synthetic_attacker(config.n_attacker, size=size, seed=config.attacker_seed)
@@ -351,90 +349,46 @@ def run_attacks(
     victim_hashes = {f.tobytes() for f in victim.test_originals}
     if any(f.tobytes() in victim_hashes for f in np.asarray(attacker.frames, np.float32)):
         raise MedcloakError("the attacker's own frames include victim test frames (use another attacker_seed)")
-    # figure frames: spread over the test set (consecutive frames are one patient's sequence)
-    fig_idx = np.unique(np.linspace(0, len(victim.test_originals) - 1, max(1, n_figure)).round().astype(int))
+    fig_idx = figure_index(len(victim.test_originals), n_figure)
     images: dict[str, np.ndarray] = {"original": victim.test_originals[fig_idx],
                                      "obfuscated": victim.test_obfuscated[fig_idx]}
     rows: list[dict] = []
     t_start = time.perf_counter()
 
+    def scored(result, kind="reconstruction", prior=None):
+        return score(result, victim, prior, kind=kind, reid_metric=config.reid_metric)
+
     # reference rows: the prior and the obfuscated frames themselves
     t = time.perf_counter()
     prior_frame = _prior.mean_frame(attacker.frames)
-    prior_scores = _score_recon(_prior.prior_reconstructions(prior_frame, len(victim.test_originals)), victim, config)
-    prior_row = _row("prior", "mean attacker frame", prior_scores, None, time.perf_counter() - t)
+    prior_scores = scored(_prior.prior_reconstructions(prior_frame, len(victim.test_originals)))
+    prior_row = make_row("prior", "mean attacker frame", prior_scores, time.perf_counter() - t)
     images["prior"] = _prior.prior_reconstructions(prior_frame, len(fig_idx))
     t = time.perf_counter()
-    rows.append(_row("obfuscated", "human-perception baseline",
-                     _score_recon(victim.test_obfuscated, victim, config), prior_scores, time.perf_counter() - t))
+    rows.append(make_row("obfuscated", "human-perception baseline", scored(victim.test_obfuscated, prior=prior_scores),
+                         time.perf_counter() - t))
     rows.append(prior_row)
 
-    net0 = config.t0_net or config.net
-    fitted_same_domain = None  # the attacker's own VAE on own angiograms, shared by T0 and T2
-
-    def same_domain_scheme():
-        nonlocal fitted_same_domain
-        if fitted_same_domain is None:
-            fitted_same_domain = victim.scheme.fit(attacker.frames, seed=config.attacker_seed, progress=progress)
-        return fitted_same_domain
-
+    knowledge = Knowledge(scheme=victim.scheme, attacker=attacker, config=config, size=size, levels=victim.levels,
+                          leak=victim.obfuscate, leak_pool=victim.train_originals, ciphertexts=victim.ciphertexts,
+                          ciphertext_victims=victim.ciphertext_victims, progress=progress)
     bar = tqdm(threats, desc="attacks", unit="threat", disable=not progress)
     for threat in bar:
         bar.set_postfix(threat=threat)
-        if threat == "T0":
-            from medcloak.attacks.direct_view import train_direct_view
-
+        cls, attack = get_attack(threat), None
+        for variant in cls.variants(knowledge):
             t = time.perf_counter()
-            dv = train_direct_view(victim.scheme, attacker.frames, attacker.masks, net=net0,
-                                   frames_per_key=max(1, config.frames_per_key), copies=config.t0_copies,
-                                   seed=config.attacker_seed, fitted=same_domain_scheme(), progress=progress)
-            prob = dv.probabilities(victim.test_obfuscated)
-            rows.append(_row("T0", "learned direct view", _score_segmentation(prob > dv.threshold, victim),
-                             prior_scores, time.perf_counter() - t))
-            images["T0"] = prob[fig_idx]
-            rows.extend(_handmade_rows(victim, prior_scores))
-        elif threat == "T1":
-            pool = victim.train_originals
-            ns = sorted({min(int(n), len(pool)) for n in config.t1_n if n > 0})
-            rng = np.random.default_rng(config.attacker_seed + 1)
-            perm = rng.permutation(len(pool))
-            for n in ns:
-                t = time.perf_counter()
-                att = known_plaintext(victim.obfuscate, pool[perm[:n]], net=config.net, levels=victim.levels,
-                                      use_table=config.t1_table, progress=progress)
-                rec = att.apply(victim.test_obfuscated)
-                rows.append(_row("T1", f"n={n}", _score_recon(rec, victim, config), prior_scores,
-                                 time.perf_counter() - t, n_pairs=n))
-                images["T1"] = rec[fig_idx]  # the largest n is kept for the figure
-        elif threat == "T2":
-            t = time.perf_counter()
-            att = same_domain(victim.scheme, attacker.frames, net=config.net, levels=victim.levels,
-                              frames_per_key=config.frames_per_key, seed=config.attacker_seed,
-                              fitted=same_domain_scheme(), progress=progress)
-            rec = att.apply(victim.test_obfuscated)
-            rows.append(_row("T2", _keys_variant(config), _score_recon(rec, victim, config), prior_scores,
-                             time.perf_counter() - t, n_pairs=len(attacker.frames)))
-            images["T2"] = rec[fig_idx]
-        elif threat == "T3":
-            t = time.perf_counter()
-            att = cross_domain(victim.scheme, n=config.n_cross, size=size, net=config.net, levels=victim.levels,
-                               frames_per_key=config.frames_per_key, seed=config.attacker_seed + 4, progress=progress)
-            rec = att.apply(victim.test_obfuscated)
-            rows.append(_row("T3", _keys_variant(config), _score_recon(rec, victim, config), prior_scores,
-                             time.perf_counter() - t, n_pairs=config.n_cross))
-            images["T3"] = rec[fig_idx]
-        elif threat == "T4":
-            from medcloak.attacks.statistics import ciphertext_only_attack
-
-            t = time.perf_counter()
-            rec = np.asarray(ciphertext_only_attack(victim.test_obfuscated, levels=victim.levels, **config.t4_options),
-                             np.float32)
-            rows.append(_row("T4", "ciphertext-only statistics", _score_recon(rec, victim, config), prior_scores,
-                             time.perf_counter() - t))
-            images["T4"] = rec[fig_idx]
+            attack = cls(variant).fit(knowledge)
+            out = attack(victim.test_obfuscated)
+            result = out > attack.threshold if cls.kind == "segmentation" else out
+            rows.append(make_row(threat, attack.label, scored(result, cls.kind, prior_scores),
+                                 time.perf_counter() - t, n_pairs=attack.n_pairs))
+            images[threat] = out[fig_idx]
+        if attack is not None:
+            rows.extend(attack.extra_rows(victim, prior_scores))
     meta = {
         "threats": threats,
-        "scheme": getattr(victim.scheme, "name", type(victim.scheme).__name__),
+        "scheme": victim.scheme.name,
         "description": victim.description,
         "levels": victim.levels,
         "size": [int(s) for s in victim.test_originals.shape[1:]],
@@ -448,27 +402,16 @@ def run_attacks(
                  "viewer gets for free); T0 scores a segmentation, so it has no ssim/psnr/re-id; "
                  "d_* = attack - prior.",
     }
+    if "T4" in threats and victim.ciphertexts is not None:
+        meta["t4_all_frames"] = ("the second T4 row pools every obfuscated frame of the study (what the cloud "
+                                 "holds); the figures show its reconstructions")
     return AttackResults(rows=rows, meta=meta, images=images, masks=victim.test_masks[fig_idx])
 
 
-def _keys_variant(config: AttackConfig) -> str:
-    return "one own key" if config.frames_per_key <= 0 else f"own key every {config.frames_per_key} frames"
-
-
-def _handmade_rows(victim: AttackVictim, prior_scores: dict) -> list[dict]:
-    """T0's floor: hand-made views of the obfuscated frames (Otsu-thresholded), scored by Dice."""
-    try:
-        from medcloak.attacks.handmade import handmade_vessel_masks
-    except ImportError:
-        return []
-    from medcloak import metrics
-
-    t = time.perf_counter()
-    masks = handmade_vessel_masks(victim.test_obfuscated)
-    seconds = (time.perf_counter() - t) / max(len(masks), 1)
-    return [_row("T0-handmade", str(name), {"vessel_dice": metrics.vessel_dice(m, victim.test_masks, ignore=victim.test_ignore)},
-                 prior_scores, seconds)
-            for name, m in masks.items()]
+def figure_index(n_test: int, k: int) -> np.ndarray:
+    """The test frames kept for figures: ``k`` spread over the set (consecutive frames are one
+    patient's sequence)."""
+    return np.unique(np.linspace(0, n_test - 1, max(1, k)).round().astype(int))
 
 
 # ----------------------------------------------------------------------------- synthetic victim
@@ -480,21 +423,25 @@ def synthetic_victim(
     n: int = 256,
     seed: int = 0,
     obfuscation=None,
+    scheme: str = "paper",
     test_fraction: float = 0.25,
     progress: bool = True,
 ) -> AttackVictim:
-    """A victim on the semi-synthetic generator: a fitted medcloak obfuscator under a fresh key.
+    """A victim on the semi-synthetic generator: a fitted scheme under a fresh key.
 
     Parameters
     ----------
     size, n, seed : int
         Frame side (pixels), number of frames and generator seed of the victim's data.
-    obfuscation : ObfuscationConfig, optional
-        The victim's (public) config; default ``ObfuscationConfig()`` (VAE then 256-level map).
+    obfuscation : Config, optional
+        The victim's (public) scheme config; default the scheme's defaults (``paper``: VAE then
+        256-level map).
+    scheme : str
+        The victim's scheme.
     test_fraction : float
         Fraction of patients held out as test frames (patient-wise split, experiment seed ``seed``).
     progress : bool
-        VAE training bar.
+        Training bar.
 
     Returns
     -------
@@ -503,12 +450,10 @@ def synthetic_victim(
     """
     from medcloak import synth
     from medcloak.keys import Key
-    from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
+    from medcloak.obfuscation.scheme import make_scheme
 
-    config = obfuscation or ObfuscationConfig()
-    s = synth.generate(n, size=size, seed=seed)
-    frames, masks = np.asarray(s.frames, np.float32), np.asarray(s.masks, bool)
-    pids = np.asarray(s.patient_ids)
+    data = synth.generate(n, size=size, seed=seed)
+    pids = np.asarray(data.patient_ids)
     patients = np.unique(pids)
     rng = np.random.default_rng(seed)
     n_test = max(1, int(round(test_fraction * len(patients))))
@@ -516,64 +461,46 @@ def synthetic_victim(
     is_test = np.array([p in test_p for p in pids])
     if is_test.all() or not is_test.any():
         raise MedcloakError(f"synthetic victim: need at least two patients, got {len(patients)}")
-    train = frames[~is_test]
-    obf = Obfuscator(Key.generate(), config=config)
+    data.split = np.where(is_test, "test", "train")
+    train = data.frames[~is_test]
     n_val = max(1, len(train) // 10)
-    obf.fit(train[n_val:], train[:n_val], progress=progress)
-    return AttackVictim(
-        scheme=MedcloakScheme(config),
-        obfuscate=obf.obfuscate,
-        train_originals=train,
-        test_originals=frames[is_test],
-        test_obfuscated=obf.obfuscate(frames[is_test]),
-        test_masks=masks[is_test],
-        test_ignore=np.asarray(s.catheter, bool)[is_test] if s.catheter is not None else None,
-        levels=config.resolved_out_levels,
+    victim = make_scheme(scheme, obfuscation).fit(train[n_val:], Key.generate(), val=train[:n_val], progress=progress)
+    c = victim.config
+    return AttackVictim.from_frameset(
+        data, victim,
         description=f"synthetic victim: {n} frames {size}x{size}, generator seed {seed}, "
-                    f"{len(patients)} patients ({n_test} test), order={config.order}, levels={config.levels}",
+                    f"{len(patients)} patients ({n_test} test), scheme {scheme}"
+                    + (f", order={c.order}, levels={c.levels}" if scheme == "paper" else f", config {c}"),
     )
 
 
-def dataset_victim(obfuscator, manifest, *, size: int | None = None, attacker_config=None) -> AttackVictim:
-    """A victim from a real fitted obfuscator and its dataset (``labels.csv`` with a ``mask`` column).
+def dataset_victim(scheme, dataset, *, size: int | None = None, public: PublicScheme | None = None) -> AttackVictim:
+    """A victim from a real fitted scheme and its dataset (``labels.csv`` with a ``mask`` column).
 
     Parameters
     ----------
-    obfuscator : medcloak.obfuscation.pipeline.Obfuscator
-        The fitted victim obfuscator (its key is only used to make T1's leaked pairs and the
+    scheme : Scheme
+        The fitted victim scheme (its key is only used to make T1's leaked pairs and the
         obfuscated test frames).
-    manifest : medcloak.io.dataset.Manifest
+    dataset : path-like or Manifest
         Its train split is the pool of leaked originals (T1); its test split is attacked and needs
         a ``mask`` column (vessel masks) for the vessel scores.
     size : int, optional
-        Frame side; default the obfuscator's ``image_size``.
-    attacker_config : ObfuscationConfig, optional
-        The public config the attackers re-run (default the victim's own config, which is public).
+        Frame side; default the scheme's input size.
+    public : PublicScheme, optional
+        What the attackers re-run (default the victim's own scheme and config, which are public).
     """
-    from medcloak.io.arrays import load_split
-    from medcloak.io.dataset import LABELS_CSV
+    from medcloak.io.frameset import load_dataset
 
-    size = size or (obfuscator.input_size or (None,))[0]
+    size = size or (scheme.input_size or (None,))[0]
     if size is None:
-        raise MedcloakError("give the frame size (the obfuscator accepts any size)")
-    train = load_split(manifest, "train", size=size)
-    test = load_split(manifest, "test", size=size)
-    if len(test) == 0 or len(train) == 0:
-        raise MedcloakError("the dataset needs 'train' and 'test' split rows", manifest.root / LABELS_CSV)
-    masks = load_split(manifest, "test", column="mask", size=size)
-    ignore = None
-    if all(r.extra.get("catheter_mask") for r in manifest.subset("test")):  # written by write_synth
-        ignore = np.asarray(load_split(manifest, "test", column="catheter_mask", size=size), bool)
-    config = obfuscator.config
-    return AttackVictim(
-        scheme=MedcloakScheme(attacker_config or config),
-        obfuscate=obfuscator.obfuscate,
-        train_originals=train,
-        test_originals=test,
-        test_obfuscated=obfuscator.obfuscate(test),
-        test_masks=masks,
-        test_ignore=ignore,
-        levels=config.resolved_out_levels,
-        description=f"dataset {manifest.root}: {len(train)} train / {len(test)} test frames at {size}x{size}, "
-                    f"order={config.order}, levels={config.levels}, key {obfuscator.key.short_fingerprint}",
+        raise MedcloakError("give the frame size (the scheme accepts any size)")
+    data = load_dataset(dataset, size)
+    if "NO vessel masks" in data.source:
+        raise MedcloakError("the dataset needs a 'mask' column (vessel masks) to score attacks")
+    return AttackVictim.from_frameset(
+        data, scheme, public=public,
+        description=f"dataset {dataset}: {int((data.split == 'train').sum())} train / "
+                    f"{int((data.split == 'test').sum())} test frames at {size}x{size}, scheme {scheme.name}, "
+                    f"key {scheme.key.short_fingerprint}",
     )

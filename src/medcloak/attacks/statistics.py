@@ -1,6 +1,6 @@
 """T4 ciphertext-only statistics attack on keyed intensity mappings.
 
-Threat model (DESIGN.md, "T4 ciphertext-only statistics"): the attacker holds only the victim's
+Threat model (``docs/threat-model.md``, "T4 ciphertext-only statistics"): the attacker holds only the victim's
 obfuscated frames -- no (original, obfuscated) pairs, no key, no VAE. It knows the algorithm: every
 frame was quantised to ``levels`` grey levels and each level was sent through one secret look-up
 table, the same for all frames (a keyed map drawn *with replacement*, so some input levels share an
@@ -39,7 +39,11 @@ from scipy import ndimage as ndi
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from medcloak.attacks.base import Attack, Knowledge
+from medcloak.errors import MedcloakError
+
 __all__ = [
+    "CiphertextOnly",
     "ciphertext_only_attack",
     "cooccurrence",
     "seriate",
@@ -717,3 +721,38 @@ def ciphertext_only_attack(
     if smooth and smooth > 1:
         out = ndi.median_filter(out, size=(1, smooth, smooth))
     return out[0] if single else out
+
+
+class CiphertextOnly(Attack):
+    """T4 as a plug-in: :func:`ciphertext_only_attack` on the victim's test frames, and -- when
+    the attacker is given every obfuscated frame the cloud holds (:attr:`Knowledge.ciphertexts`)
+    -- a second row pooling all of them (the attack grows stronger with every frame it pools),
+    scored on the same test frames."""
+
+    threat = "T4"
+    knows = "only the victim's obfuscated frames (ciphertext-only statistics)"
+
+    @classmethod
+    def variants(cls, knowledge: Knowledge) -> list[str]:
+        return ["test"] + (["pooled"] if knowledge.ciphertexts is not None else [])
+
+    @property
+    def label(self) -> str:
+        if self.variant == "pooled":
+            return f"ciphertext-only, all {len(self._pool)} frames the cloud holds"
+        return "ciphertext-only statistics"
+
+    def fit(self, knowledge: Knowledge) -> "CiphertextOnly":
+        self._levels = knowledge.levels or 256
+        self._options = dict(knowledge.config.t4_options)
+        self._pool, self._victims = knowledge.ciphertexts, knowledge.ciphertext_victims
+        return self
+
+    def __call__(self, obfuscated: np.ndarray) -> np.ndarray:
+        if self.variant != "pooled":
+            return np.asarray(ciphertext_only_attack(obfuscated, levels=self._levels, **self._options), np.float32)
+        victims = np.asarray(self._victims, bool)
+        if not np.array_equal(self._pool[victims], np.asarray(obfuscated, self._pool.dtype)):
+            raise MedcloakError("T4 pooled: the attacked frames are not the marked frames of the pool")
+        rec = ciphertext_only_attack(self._pool, levels=self._levels, **self._options)
+        return np.asarray(rec, np.float32)[victims]

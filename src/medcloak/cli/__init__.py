@@ -7,7 +7,6 @@ one-line message and exit status 2.
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
@@ -17,13 +16,7 @@ from medcloak.cli._app import app
 from medcloak.errors import MedcloakError
 
 # Command modules, imported for their registrations on ``app`` (order = order in --help).
-_COMMAND_MODULES = ("synth", "keys", "fit", "obfuscate", "attack", "learn", "study", "readers")
-for _name in _COMMAND_MODULES:
-    try:
-        importlib.import_module(f"medcloak.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a command module not written yet
-        if exc.name != f"medcloak.cli.{_name}":
-            raise
+from medcloak.cli import synth, keys, fit, obfuscate, attack, learn, study, readers  # noqa: E402,F401,I001
 
 
 def _version_callback(value: bool) -> None:

@@ -1,6 +1,6 @@
 """The in-memory image record every reader returns.
 
-Convention (DESIGN.md): pixels are ``float32`` in [0, 1], shape (H, W). Identifiers of the
+Convention (the project README, "Layout"): pixels are ``float32`` in [0, 1], shape (H, W). Identifiers of the
 patient and study are kept in memory only (for patient-wise splits) and are never written to
 outputs by medcloak's writers.
 """

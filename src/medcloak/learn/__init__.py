@@ -7,11 +7,13 @@
 * :mod:`.evaluate` -- :func:`evaluate` (metrics with bootstrap CIs, confusion, ROC);
 * :mod:`.predict` -- the deployed path (obfuscate with the owner's key, then predict);
 * :mod:`.artifacts` -- the files of a training run;
-* :mod:`.grid` -- :func:`compare` and :func:`utility_grid` (original vs obfuscated, same recipe).
+* :mod:`.compare` -- :func:`compare`: original vs obfuscated frames, the same recipe object.
+
+The cloud sees frames and labels only: nothing here imports keys, schemes or the generator.
 """
 
 from medcloak.learn.evaluate import binary_metrics, evaluate
-from medcloak.learn.grid import Comparison, GridConfig, compare, utility_grid
+from medcloak.learn.compare import Comparison, compare, frameset_splits
 from medcloak.learn.models import ClassifierConfig, build_classifier, load_classifier, save_classifier
 from medcloak.learn.predict import predict_files, predict_proba
 from medcloak.learn.recipe import Recipe
@@ -30,7 +32,6 @@ __all__ = [
     "predict_proba",
     "predict_files",
     "Comparison",
-    "GridConfig",
     "compare",
-    "utility_grid",
+    "frameset_splits",
 ]

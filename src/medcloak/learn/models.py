@@ -49,7 +49,6 @@ __all__ = [
     "ClassifierConfig",
     "Classifier",
     "build_classifier",
-    "count_parameters",
     "save_classifier",
     "load_classifier",
     "MODELS",
@@ -188,11 +187,6 @@ def build_classifier(config: ClassifierConfig | str = "small", *, seed: int | No
     if seed is not None:
         torch.manual_seed(int(seed))
     return Classifier(config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def save_classifier(

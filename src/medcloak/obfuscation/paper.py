@@ -63,6 +63,11 @@ class PaperScheme(Scheme):
         return self.obfuscator.model_fingerprint
 
     @property
+    def history(self) -> list[dict]:
+        """The VAE's per-epoch history (:func:`medcloak.obfuscation.vae.train_vae`)."""
+        return [] if self.obfuscator is None else self.obfuscator.history
+
+    @property
     def input_size(self) -> tuple[int, int] | None:
         return None if self.obfuscator is None else self.obfuscator.input_size
 

@@ -110,6 +110,11 @@ class Scheme:
                               + b"\x00" + self.name.encode() + b"\x00" + self._state_bytes()).hexdigest()
 
     @property
+    def history(self) -> list[dict]:
+        """Per-epoch training history (empty for schemes with nothing to train)."""
+        return []
+
+    @property
     def input_size(self) -> tuple[int, int] | None:
         """(H, W) the frames must have (the caller resizes them), or ``None`` for any size."""
         return None

@@ -10,15 +10,8 @@ Presets (:data:`PRESETS`, :func:`preset`):
     64x64, 384 frames (48 patients of 8 frames; the patient-wise 70/15/15 % split gives 272 / 64 /
     48 frames, 6 test patients), VAE of 8 epochs, classifier of at most 15 epochs, attack U-Nets
     of 250 steps (T0: at most 500), 256 attacker frames, T1 at 10 / 50 / all 272 pairs, one torch
-    thread. Why 64x64: the study trains ten networks (victim VAE, attacker VAE, two classifiers,
-    T0, three T1 nets, T2, T3) and one 128x128 step costs about four 64x64 steps; the attack stage
-    alone took 242 s here at 64x64, so at 128x128 it would take about 16 min, past the 10-minute
-    budget. Why these sizes: 250 steps is where T1 reached SSIM 0.59 / re-ID 0.85 (120 steps:
-    0.58 / 0.79), 48 test frames give a 95 % CI of accuracy of about +-0.15 at chance. Measured
-    2026-11-28 on the 2-core CPU machine (load ~1): ``time medcloak study --preset demo`` 4 min
-    58 s (data 4 s, VAE 19 s, utility 27 s, attacks 242 s, report 2 s). One torch thread: a first
-    run with two threads while other jobs loaded the machine (load ~5) spent 25 s per VAE epoch,
-    against 2.4 s per epoch with one thread.
+    thread. Sized to finish in about 5 minutes on 2 CPU cores: at 128x128 the attack stage alone
+    would take about 16 minutes (measurements: ``docs/results/study-presets.md``).
 ``paper``
     256x256, 1024 frames, the ``fidelity`` VAE preset (40 epochs; vessel Dice 0.81 at 128 px), classifier up to 50
     epochs, attack U-Nets of (32, 64, 128) channels for 1500 steps (T0 3000), 1024 attacker
@@ -46,7 +39,7 @@ import hashlib
 import json
 import os
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from medcloak.errors import MedcloakError
@@ -57,19 +50,20 @@ __all__ = ["StudyConfig", "PRESETS", "SECTIONS", "preset", "load_config", "confi
 SECTIONS: dict[str, dict[str, str]] = {
     "data": {"source": "source", "n_frames": "n_frames", "size": "size",
              "frames_per_patient": "frames_per_patient", "seed": "seed"},
-    "obfuscation": {"levels": "levels", "order": "order", "latent": "latent"},
+    "obfuscation": {"scheme": "scheme", "options": "scheme_options", "levels": "levels", "order": "order",
+                    "latent": "latent"},
     "vae": {"preset": "vae_preset", "epochs": "vae_epochs", "base_channels": "vae_channels", "beta": "vae_beta"},
     "utility": {"classifier": "classifier", "max_epochs": "max_epochs", "patience": "patience",
                 "batch_size": "batch_size", "lr": "lr", "n_boot": "n_boot"},
     "attacks": {"threats": "threats", "steps": "attack_steps", "t0_steps": "t0_steps", "t1_n": "t1_n",
                 "n_attacker": "n_attacker", "channels": "attack_channels", "t0_copies": "t0_copies",
-                "t4_all_frames": "t4_all_frames"},
+                "t4_all_frames": "t4_all_frames", "lr": "attack_lr", "batch_size": "attack_batch_size"},
     "readers": {"frames": "reader_frames"},
     "report": {"figure_frames": "figure_frames", "utility_grid_csv": "utility_grid_csv"},
     "run": {"device": "device", "threads": "threads"},
 }
 _TOP_LEVEL = ("base", "name")
-_THREATS = ("T0", "T1", "T2", "T3", "T4")
+_THREATS = ("T0", "T1", "T2", "T3", "T4")  # the default: every built-in threat
 _ORDERS = ("vae-then-map", "map-then-vae", "map-only")
 _CLASSIFIERS = ("small", "wide", "densenet")
 _DEVICES = ("cpu", "cuda", "auto")
@@ -91,8 +85,12 @@ class StudyConfig:
         per synthetic patient.
     seed : int
         Generator seed, patient-wise split, recipe and VAE seeds.
+    scheme : str
+        The obfuscation scheme (:func:`medcloak.obfuscation.scheme.scheme_names`).
+    scheme_options : dict
+        Config fields of a scheme other than ``paper`` (TOML: an inline table).
     levels, order, latent
-        :class:`~medcloak.obfuscation.pipeline.ObfuscationConfig` fields.
+        ``paper``: :class:`~medcloak.obfuscation.pipeline.ObfuscationConfig` fields.
     vae_preset : {"fast", "fidelity"}
         The :data:`~medcloak.obfuscation.vae.VAE_PRESETS` setting the VAE starts from.
     vae_epochs, vae_channels, vae_beta
@@ -113,6 +111,8 @@ class StudyConfig:
         The attacker's own synthetic angiograms (T0, T2, prior) and cross-domain images (T3).
     attack_channels : tuple of int
         U-Net channels per level of every attack network.
+    attack_lr, attack_batch_size : float, int
+        Adam learning rate and batch size of every attack network.
     t0_copies : int
         Keys per attacker frame for T0.
     t4_all_frames : bool
@@ -137,6 +137,8 @@ class StudyConfig:
     size: int = 64
     frames_per_patient: int = 8
     seed: int = 0
+    scheme: str = "paper"
+    scheme_options: dict = field(default_factory=dict)
     levels: int = 256
     order: str = "vae-then-map"
     latent: str = "mean"
@@ -156,6 +158,8 @@ class StudyConfig:
     t1_n: tuple[int, ...] = (10, 50, 10000)
     n_attacker: int = 256
     attack_channels: tuple[int, ...] = (16, 32, 64)
+    attack_lr: float = 3e-3
+    attack_batch_size: int = 16
     t0_copies: int = 2
     t4_all_frames: bool = True
     reader_frames: int = 12
@@ -176,6 +180,32 @@ class StudyConfig:
         return self.source == "synthetic"
 
     @property
+    def setting_label(self) -> str:
+        """The obfuscation setting in a few words (figure labels)."""
+        if self.scheme == "paper":
+            return f"L={self.levels}, {self.order}"
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.scheme_options.items()))
+        return self.scheme + (f" ({opts})" if opts else "")
+
+    def scheme_config(self):
+        """The scheme's config object (the paper's VAE settings from the ``[vae]`` table)."""
+        from dataclasses import replace as _replace
+
+        from medcloak.obfuscation.scheme import get_scheme
+
+        if self.scheme != "paper":
+            return get_scheme(self.scheme).Config.from_dict(self.scheme_options)
+        from medcloak.obfuscation.pipeline import ObfuscationConfig
+        from medcloak.obfuscation.vae import vae_preset
+
+        vae = None
+        if self.order != "map-only":
+            vae = _replace(vae_preset(self.vae_preset), epochs=self.vae_epochs, base_channels=self.vae_channels,
+                           beta=self.vae_beta, seed=self.seed)
+        return ObfuscationConfig(levels=self.levels, order=self.order, latent=self.latent, image_size=self.size,
+                                 vae=vae)
+
+    @property
     def provenance(self) -> str:
         """``"semi-synthetic"`` or ``"real"``."""
         return "semi-synthetic" if self.synthetic else "real"
@@ -191,11 +221,18 @@ class StudyConfig:
         for section, keys in SECTIONS.items():
             lines.append(f"\n[{section}]")
             for key, field_name in keys.items():
-                lines.append(f"{key} = {json.dumps(d[field_name])}")
+                lines.append(f"{key} = {_toml_value(d[field_name])}")
         return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------ validation
+
+
+def _toml_value(v) -> str:
+    """A TOML value: JSON for scalars and lists, an inline table for dicts."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return json.dumps(v)
 
 
 def _type_name(tp) -> str:
@@ -229,6 +266,10 @@ def _coerce(name: str, tp, value):
         if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
             raise MedcloakError(f"'{where}' must be a non-empty list of integers, got {value!r}")
         return tuple(int(v) for v in items)
+    if t.startswith("dict"):
+        if not isinstance(value, dict) or any(not isinstance(k, str) for k in value):
+            raise MedcloakError(f"'{where}' must be a table of settings, got {value!r}")
+        return dict(value)
     if t.startswith("tuple[str"):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise MedcloakError(f"'{where}' must be a list of strings, got {value!r}")
@@ -278,15 +319,25 @@ def _check(c: StudyConfig) -> None:
         raise bad("vae_beta", "must be >= 0")
     if c.lr <= 0:
         raise bad("lr", "must be > 0")
+    if c.attack_lr <= 0 or c.attack_batch_size < 1:
+        raise bad("attack_lr" if c.attack_lr <= 0 else "attack_batch_size", "must be positive")
+    from medcloak.obfuscation.scheme import get_scheme
+
+    get_scheme(c.scheme)  # an unknown scheme raises, naming the known ones
+    if c.scheme != "paper":
+        c.scheme_config()  # unknown or bad options raise here, not in a later stage
     from medcloak.obfuscation.vae import VAE_PRESETS
 
     if c.vae_preset not in VAE_PRESETS:
         raise bad("vae_preset", f"must be one of {', '.join(VAE_PRESETS)}")
     if c.classifier not in _CLASSIFIERS:
         raise bad("classifier", f"must be one of {', '.join(_CLASSIFIERS)}")
-    unknown = [t for t in c.threats if t not in _THREATS]
+    from medcloak.attacks.base import attack_names
+
+    known = attack_names()
+    unknown = [t for t in c.threats if t not in known]
     if unknown or len(set(c.threats)) != len(c.threats):
-        raise bad("threats", f"must be distinct names among {', '.join(_THREATS)}")
+        raise bad("threats", f"must be distinct names among {', '.join(known)}")
     if min(c.t1_n) < 1:
         raise bad("t1_n", "must hold numbers of pairs >= 1")
     if len(c.attack_channels) < 2 or min(c.attack_channels) < 1:

@@ -3,63 +3,48 @@
 Stages, in order (each cached and resumable, see :mod:`medcloak.study.stages`):
 
 ``data``
-    semi-synthetic frames (:func:`medcloak.synth.generate`) or the user's ``labels.csv`` folder,
-    split patient-wise 70/15/15 % (:func:`medcloak.learn.grid.patient_splits`; a user's own
-    ``split`` column is kept when every row has one).
+    semi-synthetic frames (:func:`medcloak.synth.generate`) or the user's ``labels.csv`` folder
+    (:func:`medcloak.io.load_dataset`), split patient-wise 70/15/15 %
+    (:meth:`~medcloak.io.frameset.FrameSet.split_by_patient`; a user's own ``split`` column is
+    kept when every row has one); cached as one :class:`~medcloak.io.frameset.FrameSet`.
 ``key``
     the owner's key: ``--key FILE``, or a new one in ``OUT/secret/key.json`` (mode 0600).
 ``fit``
-    the obfuscator's VAE on the training frames, saved to ``OUT/secret/model`` (secret).
+    the config's scheme (default ``paper``: its VAE) on the training frames, saved to
+    ``OUT/secret/model`` (secret).
 ``obfuscate``
-    every frame, timed per frame (VAE stage and keyed map separately).
+    every frame, timed per frame (each stage of the scheme separately).
 ``utility``
     the cloud's classifier on original and on obfuscated frames with ONE
-    :class:`~medcloak.learn.recipe.Recipe` object (:func:`medcloak.learn.grid.compare`).
+    :class:`~medcloak.learn.recipe.Recipe` object (:func:`medcloak.learn.compare.compare`).
 ``attacks``
-    prior and T0-T4 against the test frames (:func:`medcloak.attacks.runner.run_attacks`).
+    prior and every threat against the test frames (:func:`medcloak.attacks.runner.run_attacks`).
 ``overhead``
     the study's measured costs as a table.
 ``readers``
-    blinded expert-reader items (:func:`medcloak.readers.items.write_reader_items`), when that
-    package is installed; otherwise skipped with a log line.
+    blinded expert-reader items (:func:`medcloak.readers.items.write_reader_items`).
 ``report``
     figures, ``report.html``, ``metrics.json`` and the CSV tables in ``OUT``.
 
 The key's secret never leaves ``OUT/secret`` (or the given key file): logs, done files, metrics
-and the report only hold its fingerprint.
+and the report only hold its fingerprint. This module only orchestrates; each stage's work is a
+function of :mod:`medcloak.study.steps`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from medcloak.errors import MedcloakError
+from medcloak.study import steps
 from medcloak.study.config import StudyConfig, config_hash
-from medcloak.study.stages import StageCache, claim, close_log, jsonable, open_log
+from medcloak.study.stages import StageCache, claim, close_log, open_log
 
 __all__ = ["run_study", "STAGES", "resolve_device"]
 
 STAGES = ("data", "key", "fit", "obfuscate", "utility", "attacks", "overhead", "readers", "report")
-_SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class _Ctx:
-    config: StudyConfig
-    out: Path
-    key: object
-    key_source: str
-    cache: StageCache
-    log: object
-    progress: bool
-    device: str
 
 
 def resolve_device(device: str) -> str:
@@ -135,7 +120,7 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, force: bool = Fals
         log.info("study %s (config %s) in %s; key %s; device %s; %d torch threads", config.name, chash[:12], out,
                  key.short_fingerprint, device, torch.get_num_threads())
         cache = StageCache(out, chash, key.fingerprint, log)
-        ctx = _Ctx(config, out, key, key_source, cache, log, progress, device)
+        ctx = steps.Context(config, out, key, key_source, cache, log, progress, device)
         with use_device(device):  # every network the stages train (VAEs, classifiers, attack U-Nets)
             _run_stages(ctx)
         return out / "report.html"
@@ -144,433 +129,17 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, force: bool = Fals
         close_log(log)
 
 
-def _run_stages(ctx: _Ctx) -> None:
+def _run_stages(ctx: steps.Context) -> None:
     """Every stage of :data:`STAGES`, in order, through the cache."""
     cache, key = ctx.cache, ctx.key
     t0 = time.perf_counter()
-    cache.run("data", lambda d: _stage_data(ctx, d))
+    cache.run("data", lambda d: steps.data(ctx, d))
     cache.run("key", lambda d: {"fingerprint": key.fingerprint, "short_fingerprint": key.short_fingerprint,
                                 "source": ctx.key_source, "created": key.created})
-    cache.run("fit", lambda d: _stage_fit(ctx, d))
-    cache.run("obfuscate", lambda d: _stage_obfuscate(ctx, d))
-    cache.run("utility", lambda d: _stage_utility(ctx, d))
-    cache.run("attacks", lambda d: _stage_attacks(ctx, d))
-    cache.run("overhead", lambda d: _stage_overhead(ctx, d))
-    cache.run("readers", lambda d: _stage_readers(ctx, d), valid=_readers_still_valid)
-    cache.run("report", lambda d: _stage_report(ctx, d), valid=lambda doc: _report_still_valid(ctx, doc))
+    for name in ("fit", "obfuscate", "utility", "attacks", "overhead"):
+        cache.run(name, lambda d, work=getattr(steps, name): work(ctx, d))
+    cache.run("readers", lambda d: steps.readers(ctx, d))
+    cache.run("report", lambda d: steps.report(ctx, d), valid=lambda doc: steps.report_still_valid(ctx, doc))
     ran = [n for n, r in cache.results.items() if not r.skipped]
     ctx.log.info("study finished in %.1f s: %s; report %s", time.perf_counter() - t0,
                  f"ran {', '.join(ran)}" if ran else "every stage was already done", ctx.out / "report.html")
-
-
-# ============================================================================ helpers
-
-
-def _save(path: Path, **arrays) -> None:
-    """``np.savez`` through a temporary name (a crash never leaves a half-written cache file)."""
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
-
-
-def _load(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def _data(ctx: _Ctx) -> dict[str, np.ndarray]:
-    return _load(ctx.cache.folder("data") / "data.npz")
-
-
-def _write_json(path: Path, doc) -> None:
-    from medcloak.io.atomic import atomic_write_text
-
-    atomic_write_text(path, json.dumps(jsonable(doc), indent=2) + "\n")
-
-
-def _obfuscator(ctx: _Ctx):
-    from medcloak.obfuscation.pipeline import Obfuscator
-
-    return Obfuscator.load(ctx.out / "secret" / "model", ctx.key)
-
-
-# ============================================================================ stages
-
-
-def _stage_data(ctx: _Ctx, folder: Path) -> dict:
-    c = ctx.config
-    if c.synthetic:
-        from medcloak.learn.grid import patient_splits
-        from medcloak.synth import generate
-
-        s = generate(c.n_frames, size=c.size, seed=c.seed, frames_per_patient=c.frames_per_patient,
-                     progress=ctx.progress)
-        arrays = {
-            "frames": np.asarray(s.frames, np.float32), "clean": np.asarray(s.clean, np.float32),
-            "masks": np.asarray(s.masks, bool),
-            "catheter": np.asarray(s.catheter if s.catheter is not None else np.zeros_like(s.masks), bool),
-            "labels": np.asarray(s.labels, str), "patient_ids": np.asarray(s.patient_ids, str),
-            "stenosis": np.asarray(s.stenosis, bool),
-            "split": patient_splits(s.labels, s.patient_ids, seed=c.seed),
-        }
-        source = (f"medcloak.synth.generate({c.n_frames}, size={c.size}, seed={c.seed}, "
-                  f"frames_per_patient={c.frames_per_patient})")
-        masks_source = "the generator's visible-lumen masks (catheter ignored)"
-    else:
-        arrays, source, masks_source = _user_data(c)
-    split = arrays["split"]
-    counts = {s: int((split == s).sum()) for s in _SPLITS}
-    for s in _SPLITS:
-        if counts[s] == 0:
-            raise MedcloakError(f"the data has no '{s}' frames after the patient-wise split (too few patients)")
-    train_labels = set(arrays["labels"][split == "train"].tolist())
-    if len(train_labels) < 2:
-        raise MedcloakError("the training split holds only one class")
-    _save(folder / "data.npz", **arrays)
-    labels = arrays["labels"].tolist()
-    return {
-        "provenance": c.provenance, "source": source, "masks": masks_source,
-        "n_frames": len(labels), "size": c.size, "n_patients": len(set(arrays["patient_ids"].tolist())),
-        "frames_per_split": counts,
-        "patients_per_split": {s: len(set(arrays["patient_ids"][split == s].tolist())) for s in _SPLITS},
-        "classes": {lab: labels.count(lab) for lab in sorted(set(labels))},
-        "stenosis_frames": int(arrays["stenosis"].sum()),
-    }
-
-
-def _truthy(v: str) -> bool:
-    return str(v).strip().lower() in ("1", "true", "yes", "y")
-
-
-def _user_data(c: StudyConfig) -> tuple[dict, str, str]:
-    """The user's labels.csv folder, resized to ``c.size``; masks from a ``mask`` column if any."""
-    from medcloak import metrics
-    from medcloak.io.arrays import load_split
-    from medcloak.io.dataset import Manifest, read_manifest, split_patients
-
-    manifest = read_manifest(c.source)
-    if any(not r.split for r in manifest.records):
-        manifest = Manifest(manifest.root, split_patients(manifest.records, seed=c.seed))
-    recs = [r for s in _SPLITS for r in manifest.subset(s)]
-    frames = np.concatenate([load_split(manifest, s, size=c.size) for s in _SPLITS if manifest.subset(s)])
-
-    def column(name: str, *, mask: bool):
-        if not recs or not all(r.extra.get(name) for r in recs):
-            return None
-        parts = [load_split(manifest, s, column=name, size=c.size) for s in _SPLITS if manifest.subset(s)]
-        return np.concatenate(parts).astype(bool if mask else np.float32)
-
-    masks = column("mask", mask=True)
-    masks_source = "the dataset's 'mask' column"
-    if masks is None:
-        masks = metrics.vessel_map(frames)
-        masks_source = ("NO vessel masks in labels.csv: a hand-made vessel map of the originals "
-                        "(metrics.vessel_map) stands in, so vessel scores measure agreement with it")
-    catheter = column("catheter_mask", mask=True)
-    clean = column("clean", mask=False)
-    arrays = {
-        "frames": frames.astype(np.float32), "masks": masks,
-        "catheter": catheter if catheter is not None else np.zeros_like(masks),
-        "labels": np.asarray([r.label for r in recs], str),
-        "patient_ids": np.asarray([r.patient_id for r in recs], str),
-        "stenosis": np.asarray([_truthy(r.extra.get("stenosis", "")) for r in recs], bool),
-        "split": np.asarray([r.split for r in recs], str),
-    }
-    if clean is not None:
-        arrays["clean"] = clean
-    return arrays, f"{manifest.root} ({len(recs)} rows of labels.csv)", masks_source
-
-
-def _stage_fit(ctx: _Ctx, folder: Path) -> dict:
-    from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
-    from medcloak.obfuscation.vae import vae_preset
-
-    c = ctx.config
-    d = _data(ctx)
-    split = d["split"]
-    vae = None
-    if c.order != "map-only":
-        vae = replace(vae_preset(c.vae_preset), epochs=c.vae_epochs, base_channels=c.vae_channels, beta=c.vae_beta, seed=c.seed)
-    ocfg = ObfuscationConfig(levels=c.levels, order=c.order, latent=c.latent, image_size=c.size, vae=vae)
-    obf = Obfuscator(ctx.key, config=ocfg)
-    target = d["clean"][split == "val"] if "clean" in d else None
-    t0 = time.perf_counter()
-    history = obf.fit(d["frames"][split == "train"], d["frames"][split == "val"], val_target=target,
-                      progress=ctx.progress)
-    seconds = time.perf_counter() - t0
-    obf.save(ctx.out / "secret" / "model", overwrite=True)
-    _write_json(folder / "history.json", history)
-    return {"model_fingerprint": obf.model_fingerprint, "obfuscation": ocfg.to_dict(), "fit_seconds": seconds,
-            "epochs": len(history), "final": history[-1] if history else None,
-            "val_target": "noise-free frames" if target is not None else "the validation frames"}
-
-
-def _stage_obfuscate(ctx: _Ctx, folder: Path) -> dict:
-    from medcloak import metrics
-
-    obf = _obfuscator(ctx)
-    d = _data(ctx)
-    frames = d["frames"]
-    n = len(frames)
-    vae_ms = map_ms = None
-    vae = None
-    if obf.config.order == "vae-then-map":  # obfuscate(x) == mapping(vae_stage(x)) exactly
-        t0 = time.perf_counter()
-        vae = obf.vae_stage(frames)
-        t1 = time.perf_counter()
-        obfuscated = obf.mapping(vae).astype(np.float32)
-        t2 = time.perf_counter()
-        vae_ms, map_ms = 1e3 * (t1 - t0) / n, 1e3 * (t2 - t1) / n
-        total_ms = 1e3 * (t2 - t0) / n
-    else:
-        t0 = time.perf_counter()
-        obfuscated = obf.obfuscate(frames)
-        total_ms = 1e3 * (time.perf_counter() - t0) / n
-    arrays = {"obfuscated": obfuscated}
-    if vae is not None:
-        arrays["vae"] = vae.astype(np.float32)
-    _save(folder / "obfuscated.npz", **arrays)
-    test = d["split"] == "test"
-    out = {
-        "n_frames": n, "ms_per_frame": total_ms, "vae_ms_per_frame": vae_ms, "map_ms_per_frame": map_ms,
-        "distinct_output_levels": int(len(np.unique(obfuscated))),
-        "test_ssim_original_obfuscated": metrics.ssim(frames[test], obfuscated[test]),
-        "test_psnr_original_obfuscated": metrics.psnr(frames[test], obfuscated[test]),
-    }
-    if vae is not None:
-        out["test_ssim_original_vae"] = metrics.ssim(frames[test], vae[test])
-        out["test_psnr_original_vae"] = metrics.psnr(frames[test], vae[test])
-    return out
-
-
-def _stage_utility(ctx: _Ctx, folder: Path) -> dict:
-    from medcloak.learn.grid import compare
-    from medcloak.learn.recipe import Recipe
-
-    c = ctx.config
-    d = _data(ctx)
-    obf = _load(ctx.cache.folder("obfuscate") / "obfuscated.npz")["obfuscated"]
-    split, labels = d["split"], d["labels"].tolist()
-
-    def splits(x):
-        return {s: (x[split == s], [lab for lab, t in zip(labels, split) if t == s]) for s in _SPLITS}
-
-    recipe = Recipe(max_epochs=c.max_epochs, patience=c.patience, batch_size=c.batch_size, lr=c.lr, seed=c.seed)
-    cmp = compare(splits(d["frames"]), splits(obf), recipe=recipe, model=c.classifier, n_boot=c.n_boot,
-                  seed=c.seed, progress=ctx.progress)
-    assert cmp.original.recipe is cmp.obfuscated.recipe is recipe  # one recipe object for both sides
-    doc = {"recipe": recipe.to_dict(), "classifier": cmp.original.config.to_dict(), "classes": cmp.original.classes,
-           "same_recipe_object": True}
-    for side, res, met in (("original", cmp.original, cmp.metrics_original),
-                           ("obfuscated", cmp.obfuscated, cmp.metrics_obfuscated)):
-        doc[side] = {"metrics": {k: v for k, v in met.items() if k != "prob"}, "history": res.history,
-                     "epochs": res.epochs, "best_epoch": res.best_epoch, "stopped_early": res.stopped_early,
-                     "mean_epoch_seconds": res.mean_epoch_seconds, "total_seconds": res.total_seconds}
-    _write_json(folder / "utility.json", doc)
-    summary = {}
-    for side in ("original", "obfuscated"):
-        met = doc[side]["metrics"]
-        summary[side] = {m: met[m] for m in ("accuracy", "roc_auc", "f1", "precision", "recall") if m in met}
-        summary[side].update(n_test=met["n"], epochs=doc[side]["epochs"], best_epoch=doc[side]["best_epoch"],
-                             mean_epoch_seconds=doc[side]["mean_epoch_seconds"])
-    summary["epoch_time_ratio"] = cmp.overhead_ratio
-    summary["n_train"], summary["n_val"] = len(splits(obf)["train"][1]), len(splits(obf)["val"][1])
-    return summary
-
-
-def _figure_index(n_test: int, k: int) -> np.ndarray:
-    """The test frames :func:`run_attacks` keeps for figures (its own rule: spread over the set)."""
-    return np.unique(np.linspace(0, n_test - 1, max(1, k)).round().astype(int))
-
-
-def _stage_attacks(ctx: _Ctx, folder: Path) -> dict:
-    from medcloak.attacks.reconstruction import MedcloakScheme
-    from medcloak.attacks.runner import AttackConfig, AttackVictim, run_attacks
-    from medcloak.attacks.unet import NetConfig
-
-    c = ctx.config
-    obf = _obfuscator(ctx)
-    d = _data(ctx)
-    obfuscated = _load(ctx.cache.folder("obfuscate") / "obfuscated.npz")["obfuscated"]
-    split = d["split"]
-    test = split == "test"
-    victim = AttackVictim(
-        scheme=MedcloakScheme(obf.config), obfuscate=obf.obfuscate,
-        train_originals=d["frames"][split == "train"], test_originals=d["frames"][test],
-        test_obfuscated=obfuscated[test], test_masks=d["masks"][test], test_ignore=d["catheter"][test],
-        levels=obf.config.resolved_out_levels,
-        description=f"study {c.name}: {c.provenance} frames {c.size}x{c.size}, key {ctx.key.short_fingerprint}",
-    )
-    net = NetConfig(channels=c.attack_channels, steps=c.attack_steps, lr=3e-3, batch_size=16, seed=c.seed)
-    acfg = AttackConfig(net=net, t0_net=replace(net, steps=c.t0_steps), t1_n=c.t1_n, n_attacker=c.n_attacker,
-                        n_cross=c.n_attacker, t0_copies=c.t0_copies)
-    res = run_attacks(victim, c.threats, config=acfg, n_figure=c.reader_frames, progress=ctx.progress)
-    fig_idx = _figure_index(int(test.sum()), c.reader_frames)
-    if "T4" in c.threats and c.t4_all_frames:
-        _pooled_t4(res, victim, acfg, obfuscated, test, fig_idx)
-    res.to_json(folder / "results.json")
-    res.to_csv(folder / "results.csv")
-    if not np.array_equal(res.images["original"], victim.test_originals[fig_idx]):
-        raise AssertionError("attack figure frames are not the frames the study expected")
-    t1_rows = [r for r in res.rows if r["threat"] == "T1"]
-    names = {k: k for k in res.images}
-    if t1_rows:
-        names["T1"] = f"T1-n{max(int(r['n_pairs']) for r in t1_rows)}"
-    _save(folder / "images.npz", index=fig_idx, masks=res.masks,
-          **{f"img_{names[k]}": np.asarray(v, np.float32) for k, v in res.images.items()})
-    keep = ("threat", "variant", "n_pairs", "ssim", "psnr", "vessel_dice", "reid_top1", "d_ssim", "d_vessel_dice",
-            "seconds")
-    return {"rows": [{k: r.get(k) for k in keep} for r in res.rows], "seconds": res.meta.get("seconds"),
-            "n_test": int(test.sum()), "n_attacker": res.meta.get("n_attacker"),
-            "t3_sources": res.meta.get("t3_sources"), "config": acfg.to_dict()}
-
-
-def _pooled_t4(res, victim, acfg, obfuscated: np.ndarray, test: np.ndarray, fig_idx: np.ndarray) -> None:
-    """Add T4 on every obfuscated frame the cloud holds (train, val and test), scored on the test frames.
-
-    The runner's T4 row pools only the test frames; the cloud of this study holds all of them,
-    and the ciphertext-only attack grows stronger with every frame it pools. The pooled row goes
-    right after the runner's T4 row and its reconstructions replace T4's in the figures.
-    """
-    from medcloak.attacks.runner import COLUMNS, _score_recon
-    from medcloak.attacks.statistics import ciphertext_only_attack
-
-    t0 = time.perf_counter()
-    rec = np.asarray(ciphertext_only_attack(obfuscated, levels=victim.levels, **acfg.t4_options), np.float32)[test]
-    row = dict.fromkeys(COLUMNS)
-    row.update(threat="T4", variant=f"ciphertext-only, all {len(obfuscated)} frames the cloud holds",
-               **_score_recon(rec, victim, acfg))
-    prior = res.row("prior")
-    for k in ("ssim", "psnr", "vessel_dice", "reid_top1", "reid_top5"):
-        row[f"prior_{k}"] = prior.get(k)
-        if row.get(k) is not None and prior.get(k) is not None:
-            row[f"d_{k}"] = float(row[k]) - float(prior[k])
-    row["seconds"] = round(time.perf_counter() - t0, 2)
-    at = max((i for i, r in enumerate(res.rows) if r["threat"] == "T4"), default=len(res.rows) - 1)
-    res.rows.insert(at + 1, row)
-    res.images["T4"] = rec[fig_idx]
-    res.meta["t4_all_frames"] = ("the second T4 row pools every obfuscated frame of the study (what the cloud "
-                                 "holds); the figures show its reconstructions")
-
-
-def _stage_overhead(ctx: _Ctx, folder: Path) -> dict:
-    r = ctx.cache.results
-    fit, obf, util, att = (r[n].outputs for n in ("fit", "obfuscate", "utility", "attacks"))
-    rows = [
-        {"figure": "VAE fit (owner, once per key/model)", "value": fit["fit_seconds"], "unit": "s",
-         "note": f"{fit['epochs']} epochs on {util['n_train']} training frames"},
-        {"figure": "obfuscate one frame (VAE + map)", "value": obf["ms_per_frame"], "unit": "ms",
-         "note": f"{ctx.config.size}x{ctx.config.size}, one frame per VAE pass"},
-    ]
-    if obf.get("vae_ms_per_frame") is not None:
-        rows += [{"figure": "  of which VAE stage", "value": obf["vae_ms_per_frame"], "unit": "ms", "note": ""},
-                 {"figure": "  of which quantise + keyed map", "value": obf["map_ms_per_frame"], "unit": "ms",
-                  "note": ""}]
-    rows += [
-        {"figure": "cloud training epoch, original frames", "value": util["original"]["mean_epoch_seconds"],
-         "unit": "s", "note": f"{ctx.config.classifier} classifier, mean over epochs"},
-        {"figure": "cloud training epoch, obfuscated frames", "value": util["obfuscated"]["mean_epoch_seconds"],
-         "unit": "s", "note": "same recipe object"},
-        {"figure": "epoch time ratio obfuscated / original", "value": util["epoch_time_ratio"], "unit": "x",
-         "note": "target <= 1.05 (benchmarks/training_overhead.py measures it carefully)"},
-    ]
-    for row in att["rows"]:
-        if row["threat"] in ("T0", "T1", "T2", "T3", "T4"):
-            label = row["threat"] + (f" ({row['variant']})" if row["threat"] in ("T1", "T4") else "")
-            rows.append({"figure": f"attacker effort: {label}", "value": row["seconds"], "unit": "s",
-                         "note": "training + applying the attack"})
-    _write_json(folder / "overhead.json", rows)
-    return {"rows": rows, "device": ctx.device, "threads": _threads()}
-
-
-def _threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())
-
-
-def _reader_images(ctx: _Ctx) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Condition -> the same N test frames (original, vae, obfuscated, each reconstruction)."""
-    imgs = _load(ctx.cache.folder("attacks") / "images.npz")
-    idx = imgs["index"]
-    d = _data(ctx)
-    test_idx = np.flatnonzero(d["split"] == "test")[idx]
-    obf = _load(ctx.cache.folder("obfuscate") / "obfuscated.npz")
-    out = {"original": d["frames"][test_idx]}
-    if "vae" in obf:
-        out["vae"] = obf["vae"][test_idx]
-    out["obfuscated"] = obf["obfuscated"][test_idx]
-    for k in imgs:
-        name = k[4:] if k.startswith("img_") else None
-        if name and name not in ("original", "obfuscated", "prior", "T0"):  # T0 segments, the prior is one frame
-            out[name] = imgs[k]
-    return out, test_idx
-
-
-def _readers_writer():
-    """:func:`medcloak.readers.items.write_reader_items`, or the reason it cannot be imported."""
-    try:
-        from medcloak.readers.items import write_reader_items
-    except ImportError as exc:  # the package, or one of its own needs, is not installed
-        return None, f"medcloak.readers.items is not importable ({exc})"
-    return write_reader_items, ""
-
-
-def _readers_still_valid(doc: dict) -> bool:
-    """A stage skipped because the readers package was missing runs once the package imports."""
-    return not (doc.get("outputs", {}).get("skipped") and _readers_writer()[0] is not None)
-
-
-def _stage_readers(ctx: _Ctx, folder: Path) -> dict:
-    write_reader_items, why = _readers_writer()
-    if write_reader_items is None:
-        ctx.log.info("stage readers    no reader items written: %s", why)
-        return {"skipped": why}
-    images, test_idx = _reader_images(ctx)
-    d = _data(ctx)
-    path = write_reader_items(ctx.out, images, artery=d["labels"][test_idx].tolist(),
-                              stenosis=[bool(v) for v in d["stenosis"][test_idx]], seed=ctx.config.seed)
-    return {"items": str(path), "conditions": list(images), "frames": int(len(test_idx))}
-
-
-def _summary_digest(out: Path) -> str | None:
-    p = out / "readers" / "summary.json"
-    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
-
-
-def _report_still_valid(ctx: _Ctx, doc: dict) -> bool:
-    """Rerun the report when ``readers/summary.json`` appeared or changed, or a file went missing."""
-    outputs = doc.get("outputs", {})
-    if outputs.get("readers_summary_sha256") != _summary_digest(ctx.out):
-        return False
-    return all((ctx.out / f).exists() for f in outputs.get("files", []))
-
-
-def _stage_report(ctx: _Ctx, folder: Path) -> dict:
-    from medcloak.study.report import write_report
-
-    r = ctx.cache.results
-    images, _ = _reader_images(ctx)
-    att_images = _load(ctx.cache.folder("attacks") / "images.npz")
-    summary_path = ctx.out / "readers" / "summary.json"
-    readers = None
-    if summary_path.is_file():
-        try:
-            readers = json.loads(summary_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            ctx.log.info("readers/summary.json is unreadable; the report leaves it out")
-    utility = json.loads((ctx.cache.folder("utility") / "utility.json").read_text(encoding="utf-8"))
-    attacks = json.loads((ctx.cache.folder("attacks") / "results.json").read_text(encoding="utf-8"))
-    vae_history = json.loads((ctx.cache.folder("fit") / "history.json").read_text(encoding="utf-8"))
-    t0_map = att_images.get("img_T0")
-    files = write_report(
-        ctx.out, config=ctx.config, config_hash=ctx.cache.config_hash,
-        key={"fingerprint": ctx.key.fingerprint, "short_fingerprint": ctx.key.short_fingerprint,
-             "source": ctx.key_source},
-        stages={n: res.outputs for n, res in r.items()}, stage_seconds={n: res.seconds for n, res in r.items()},
-        utility=utility, attacks=attacks, vae_history=vae_history, images=images, t0_map=t0_map,
-        prior=att_images.get("img_prior"),
-        masks=att_images.get("masks"), readers=readers, device=ctx.device, threads=_threads(),
-    )
-    return {"files": files, "readers_summary_sha256": _summary_digest(ctx.out)}

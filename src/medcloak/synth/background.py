@@ -28,7 +28,7 @@ from scipy.special import expit
 
 from medcloak.errors import MedcloakError
 
-__all__ = ["BACKGROUND_MODES", "real_sources", "make_background"]
+__all__ = ["BACKGROUND_MODES", "make_background"]
 
 BACKGROUND_MODES = ("auto", "real", "synthetic")
 
@@ -91,11 +91,6 @@ def _load(spec: str) -> np.ndarray | None:
     arr = arr[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
     lo, hi = np.percentile(arr[arr.shape[0] // 4 : -arr.shape[0] // 4, arr.shape[1] // 6 : -arr.shape[1] // 6], [1, 99.5])
     return np.clip((arr - lo) / max(hi - lo, 1e-6), 0.0, 1.2).astype(np.float32)
-
-
-def real_sources() -> list[str]:
-    """Names of the real radiographs available on this machine (decodes and caches them)."""
-    return [s.name for s in _SOURCES if _load(s.locate) is not None]
 
 
 def _real_crop(rng: np.random.Generator, side: int) -> tuple[np.ndarray, str] | None:

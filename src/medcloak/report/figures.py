@@ -72,7 +72,7 @@ def sample_grid(
         Rows shown, at most.
     """
     from medcloak import metrics
-    from medcloak.attacks.figures import draw_columns
+    from medcloak.report.attack_grid import draw_columns
 
     cols = _column_order(list(images))
     orig = np.asarray(images["original"], np.float32)

@@ -14,7 +14,7 @@
 ``config.toml``
     the configuration, readable back by ``medcloak study --preset OUT/config.toml``;
 ``figures/*.png``
-    the figures of :mod:`medcloak.study.figures`.
+    the figures of :mod:`medcloak.report.figures`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from medcloak.io.atomic import atomic_write_text
-from medcloak.study import figures as F
+from medcloak.report import figures as F
+from medcloak.report.results import StudyResults
 from medcloak.study.stages import jsonable
 
 __all__ = ["write_report", "build_metrics", "versions", "METRIC_SETTINGS", "THREAT_KNOWS", "FIGURES", "EMBEDDED"]
@@ -329,67 +330,34 @@ def _best(rows: Sequence[Mapping], key: str) -> Mapping | None:
 # ============================================================================ the report
 
 
-def write_report(
-    out: Path,
-    *,
-    config,
-    config_hash: str,
-    key: Mapping,
-    stages: Mapping[str, Mapping],
-    stage_seconds: Mapping[str, float],
-    utility: Mapping,
-    attacks: Mapping,
-    vae_history: Sequence[Mapping],
-    images: Mapping[str, np.ndarray],
-    t0_map: np.ndarray | None = None,
-    prior: np.ndarray | None = None,
-    masks: np.ndarray | None = None,
-    readers: Mapping | None = None,
-    device: str = "cpu",
-    threads: int = 1,
-) -> list[str]:
+def write_report(out: Path, results: StudyResults) -> list[str]:
     """Write the report folder's files (see the module docstring); return their paths relative to ``out``.
 
     Parameters
     ----------
     out : Path
         The study folder.
-    config : StudyConfig
-    config_hash : str
-    key : mapping
-        ``fingerprint``, ``short_fingerprint``, ``source`` -- never the secret.
-    stages : mapping
-        Each stage's outputs (its done.json payload).
-    stage_seconds : mapping
-        Wall seconds of each stage (when it ran).
-    utility, attacks : mapping
-        The utility stage's ``utility.json`` and the attack results' ``to_dict()``.
-    vae_history : sequence of mapping
-    images : mapping of str to ndarray (k, H, W)
-        Condition -> the same test frames (``original``, ``vae``, ``obfuscated``, attacks).
-    t0_map, prior, masks : ndarray, optional
-        T0's vessel probability maps, the prior's reconstructions, the frames' vessel masks.
-    readers : mapping, optional
-        ``OUT/readers/summary.json`` (rendered whatever its keys).
-    device : str
-    threads : int
+    results : StudyResults
+        What the study produced.
     """
+    r = results
+    config, stages, utility, attacks = r.config, r.stages, r.utility, r.attacks
     out = Path(out)
     figdir = out / "figures"
     figdir.mkdir(exist_ok=True)
-    metrics = build_metrics(config=config, config_hash=config_hash, key=key, stages=stages, utility=utility,
-                            attacks=attacks, readers=readers, device=device, threads=threads,
-                            stage_seconds=stage_seconds)
+    metrics = build_metrics(config=config, config_hash=r.config_hash, key=r.key, stages=stages, utility=utility,
+                            attacks=attacks, readers=r.readers, device=r.device, threads=r.threads,
+                            stage_seconds=r.stage_seconds)
     rows = metrics["attacks"]["rows"]
 
     # ---- figures
-    grid_images = dict(images)
-    if t0_map is not None:
-        grid_images["T0"] = t0_map
-    if prior is not None:
-        grid_images["prior"] = prior
-    F.sample_grid(grid_images, figdir / "sample-grid.png", masks=masks, n_frames=config.figure_frames)
-    F.training_curves(utility, vae_history, figdir / "training-curves.png")
+    grid_images = dict(r.images)
+    if r.t0_map is not None:
+        grid_images["T0"] = r.t0_map
+    if r.prior is not None:
+        grid_images["prior"] = r.prior
+    F.sample_grid(grid_images, figdir / "sample-grid.png", masks=r.masks, n_frames=config.figure_frames)
+    F.training_curves(utility, r.history, figdir / "training-curves.png")
     F.roc_curves(utility, figdir / "roc.png")
     t0 = next((r for r in rows if r["threat"] == "T0"), None)
     prior_row = next((r for r in rows if r["threat"] == "prior"), None)
@@ -399,7 +367,7 @@ def write_report(
              "t0_dice": t0["vessel_dice"] if t0 else None,
              "ssim": metrics["obfuscation"].get("test_ssim_original_obfuscated"),
              "prior_dice": prior_row["vessel_dice"] if prior_row else None,
-             "label": f"this study (L={config.levels}, {config.order})"}
+             "label": f"this study ({config.setting_label})"}
     F.privacy_utility(point, figdir / "privacy-utility.png", grid_rows=_grid_rows(config.utility_grid_csv))
     F.t1_curve(rows, figdir / "t1-curve.png")
     F.overhead_table(metrics["overhead"]["rows"], figdir / "overhead.png")
@@ -436,7 +404,9 @@ def _html(out: Path, config, m: Mapping, point: Mapping, stages: Mapping) -> str
              "<meta name=viewport content='width=device-width, initial-scale=1'>"
              f"<title>medcloak study report: {_e(config.name)}</title><style>{_CSS}</style></head><body><main>")
     p.append(f"<h1>medcloak study report: {_e(config.name)}</h1>")
-    p.append(f"<p class=sub>Keyed VAE + non-bijective intensity mapping (Popescu et al. 2022), measured end to end. "
+    what = ("keyed VAE + non-bijective intensity mapping (Popescu et al. 2022)" if config.scheme == "paper"
+            else f"{config.setting_label}")
+    p.append(f"<p class=sub>Scheme <b>{_e(config.scheme)}</b>: {_e(what)}, measured end to end. "
              f"Made {_e(m['study']['created'])} with medcloak {_e(m['versions']['medcloak'])}; "
              f"configuration hash <code>{_e(m['study']['config_hash'][:16])}</code>.</p>")
     if synthetic:
@@ -547,8 +517,6 @@ def _html(out: Path, config, m: Mapping, point: Mapping, stages: Mapping) -> str
         p.append("<p>From <code>readers/summary.json</code> (<code>medcloak readers export</code>): blinded readers "
                  "judged vessel visibility, the artery and stenosis per condition.</p>")
         p.append(_readers_table(m["readers"]))
-    elif stages.get("readers", {}).get("skipped"):
-        p.append("<p>Reader items were not written: the <code>medcloak.readers</code> package is not installed.</p>")
     else:
         p.append("<p>No reader answers yet. Run <code>medcloak readers serve OUT</code>, let readers answer, then "
                  "<code>medcloak readers export OUT</code> and rerun this study command: the report is rebuilt with "

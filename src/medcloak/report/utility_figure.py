@@ -1,6 +1,6 @@
 """The privacy-utility figure: classifier accuracy against what a viewer recovers, per setting.
 
-:func:`privacy_utility_figure` draws, for the rows of :func:`medcloak.learn.grid.utility_grid`
+:func:`privacy_utility_figure` draws, for the rows of :func:`medcloak.study.grid.utility_grid`
 (or the study's own rows), accuracy against the direct-view (T0) vessel Dice and accuracy against
 SSIM(original, obfuscated), with the issue's target region shaded (accuracy >= ``acc_target``,
 Dice <= ``dice_target``, SSIM <= ``ssim_target``), and beside them one sample test frame per

@@ -1,8 +1,7 @@
-"""Utility study: the same recipe on original and obfuscated frames, over a grid of settings.
+"""Utility grid: the same recipe on original and obfuscated frames, over a grid of settings.
 
-:func:`compare` trains one classifier on original frames and one on obfuscated frames with the
-*same* :class:`~medcloak.learn.recipe.Recipe` object and reports both test metrics and the
-overhead ratio of epoch times. :func:`utility_grid` runs that comparison over obfuscation
+An experiment (the study side: it makes keys and obfuscations, which the cloud's ``learn/``
+never does). :func:`utility_grid` runs :func:`medcloak.learn.compare.compare`'s comparison over obfuscation
 settings (levels ``L`` x VAE settings x classifier sizes, map-only rows, and the documented
 level-embedding lever) on one synthetic data set with a patient-wise split, and returns one row
 per setting with accuracy (95 % bootstrap CI), ROC-AUC, SSIM(original, obfuscated) of the test
@@ -25,14 +24,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from medcloak.errors import MedcloakError
-from medcloak.learn.evaluate import evaluate
+from medcloak.learn.compare import Comparison, compare, train_and_evaluate
 from medcloak.learn.recipe import Recipe
-from medcloak.learn.train import TrainResult, train_classifier
 
-__all__ = ["GridConfig", "Comparison", "compare", "default_configs", "default_vae_settings", "utility_grid",
-           "study_key", "patient_splits"]
-
-Splits = Mapping[str, tuple[np.ndarray, Sequence]]
+__all__ = ["GridConfig", "default_configs", "default_vae_settings", "utility_grid", "study_key", "Comparison",
+           "compare"]
 
 
 @dataclass(frozen=True)
@@ -79,67 +75,6 @@ class GridConfig:
         return "/".join(parts)
 
 
-@dataclass
-class Comparison:
-    """Original vs obfuscated training with one recipe (both results hold the same recipe object)."""
-
-    recipe: Recipe
-    original: TrainResult
-    obfuscated: TrainResult
-    metrics_original: dict
-    metrics_obfuscated: dict
-
-    @property
-    def overhead_ratio(self) -> float:
-        """Mean epoch time on obfuscated frames / on original frames."""
-        return self.obfuscated.mean_epoch_seconds / self.original.mean_epoch_seconds
-
-
-def _train_eval(splits: Splits, *, recipe: Recipe, model: str, n_boot: int, seed: int, progress: bool,
-                **options) -> tuple[TrainResult, dict]:
-    (xtr, ytr), (xva, yva), (xte, yte) = splits["train"], splits["val"], splits["test"]
-    res = train_classifier(xtr, ytr, xva, yva, recipe=recipe, model=model, progress=progress, **options)
-    met = evaluate(res.model, xte, yte, classes=res.classes, n_boot=n_boot, seed=seed)
-    return res, met
-
-
-def compare(
-    original: Splits,
-    obfuscated: Splits,
-    *,
-    recipe: Recipe,
-    model: str = "small",
-    obfuscated_options: Mapping | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-) -> Comparison:
-    """Train and test the same recipe on original and on obfuscated splits.
-
-    Parameters
-    ----------
-    original, obfuscated : mapping
-        ``{"train": (x, y), "val": (x, y), "test": (x, y)}``; frames float32 (N, H, W) in [0, 1].
-        The two must be the same frames (same patients and split), obfuscated or not.
-    recipe : Recipe
-        Used unchanged, as the same object, for both trainings.
-    model : str
-        Classifier size for both sides.
-    obfuscated_options : mapping, optional
-        Extra :class:`~medcloak.learn.models.ClassifierConfig` fields for the obfuscated side
-        only (the level-embedding lever: ``{"input_mode": "level-embedding", "levels": L}``).
-    n_boot, seed : int
-        Bootstrap resamples and seed of the test metrics' CIs.
-    """
-    for split in ("train", "val", "test"):
-        if len(original[split][1]) != len(obfuscated[split][1]):
-            raise MedcloakError(f"compare: the {split} splits of original and obfuscated frames differ in size")
-    ro, mo = _train_eval(original, recipe=recipe, model=model, n_boot=n_boot, seed=seed, progress=progress)
-    rb, mb = _train_eval(obfuscated, recipe=recipe, model=model, n_boot=n_boot, seed=seed, progress=progress,
-                         **dict(obfuscated_options or {}))
-    return Comparison(recipe, ro, rb, mo, mb)
-
-
 def default_vae_settings(*, epochs: int = 20):
     """Two VAE settings for the grid: small vs larger KL weight ``beta`` (spatial latent)."""
     from medcloak.obfuscation.vae import VAEConfig
@@ -183,14 +118,6 @@ def study_key(seed: int):
     from medcloak.keys import Key
 
     return Key(hashlib.sha256(f"medcloak-utility-grid-{int(seed)}".encode()).digest(), created="1970-01-01T00:00:00Z")
-
-
-def patient_splits(labels: Sequence[str], patient_ids: Sequence[str], *, seed: int) -> np.ndarray:
-    """Patient-wise train/val/test assignment (70/15/15 % of patients per class), as an array of str."""
-    from medcloak.io.dataset import Record, split_patients
-
-    recs = [Record(str(i), str(lab), str(pid)) for i, (lab, pid) in enumerate(zip(labels, patient_ids))]
-    return np.array([r.split for r in split_patients(recs, seed=seed)])
 
 
 def utility_grid(
@@ -262,7 +189,7 @@ def utility_grid(
     labels = list(data.labels)
     masks = np.asarray(data.masks) if getattr(data, "masks", None) is not None else None
     catheter = np.asarray(data.catheter) if getattr(data, "catheter", None) is not None else None
-    split = patient_splits(labels, data.patient_ids, seed=seed)
+    split = data.split_by_patient(seed=seed).split
     idx = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
     y = {s: [labels[i] for i in idx[s]] for s in idx}
     vae_settings = dict(vae_settings if vae_settings is not None else default_vae_settings())
@@ -297,7 +224,7 @@ def utility_grid(
         if cfg.input_mode == "level-embedding":
             options = {"input_mode": "level-embedding", "levels": int(cfg.levels or 256)}
         splits = {s: (x[idx[s]], y[s]) for s in idx}
-        res, met = _train_eval(splits, recipe=recipe, model=cfg.model, n_boot=n_boot, seed=seed,
+        res, met = train_and_evaluate(splits, recipe=recipe, model=cfg.model, n_boot=n_boot, seed=seed,
                                progress=progress, **options)
         if cfg.order == "original" and cfg.input_mode == "intensity":
             baseline_epoch.setdefault(cfg.model, res.mean_epoch_seconds)

@@ -1,0 +1,229 @@
+"""Attacks as plug-ins: the :class:`Attack` interface, what an attacker may know, the registry, scoring.
+
+An attack is built from what its attacker knows and then applied to the victim's obfuscated
+frames::
+
+    attack = get_attack("T2")(variant).fit(knowledge)   # trains on what the threat model allows
+    out = attack(victim_obfuscated)                      # reconstructions, or vessel probabilities
+
+:class:`Knowledge` holds everything any attacker could be given; each attack reads only the
+fields its threat model allows (``docs/threat-model.md``) and says so in :attr:`Attack.knows`.
+:func:`score` scores any result against the victim's originals and vessel masks, beside the
+prior. :func:`medcloak.attacks.runner.run_attacks` is a loop over the registry: a new attack
+is one new class plus one line in :data:`BUILTIN`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from medcloak.errors import MedcloakError
+
+__all__ = ["Attack", "Knowledge", "AttackerData", "BUILTIN", "register_attack", "get_attack", "attack_names",
+           "score", "make_row", "COLUMNS", "SCORES"]
+
+#: Threat name -> "module:Class" of the built-in attacks (imported on first use).
+BUILTIN: dict[str, str] = {
+    "T0": "medcloak.attacks.direct_view:DirectView",
+    "T1": "medcloak.attacks.reconstruction:KnownPlaintext",
+    "T2": "medcloak.attacks.reconstruction:SameDomain",
+    "T3": "medcloak.attacks.reconstruction:CrossDomain",
+    "T4": "medcloak.attacks.statistics:CiphertextOnly",
+}
+_REGISTRY: dict[str, type] = {}
+
+#: The scores every row carries (and their ``prior_*`` / ``d_*`` versions).
+SCORES = ("ssim", "psnr", "vessel_dice", "reid_top1", "reid_top5")
+
+#: Columns of every results row, in CSV order.
+COLUMNS = (
+    "threat", "variant", "n_pairs", "ssim", "psnr", "vessel_dice", "vessel_agreement", "reid_top1", "reid_top5",
+    "prior_ssim", "prior_psnr", "prior_vessel_dice", "prior_reid_top1", "prior_reid_top5",
+    "d_ssim", "d_psnr", "d_vessel_dice", "d_reid_top1", "d_reid_top5", "seconds",
+)
+
+
+def make_row(threat: str, variant: str, scores: dict, seconds: float, n_pairs=None) -> dict:
+    """One results row with every column of :data:`COLUMNS` (missing ones ``None``)."""
+    row = dict.fromkeys(COLUMNS)
+    row.update(threat=threat, variant=variant, n_pairs=n_pairs, seconds=round(seconds, 2))
+    row.update(scores)
+    return row
+
+
+@dataclass
+class AttackerData:
+    """The attacker's own angiograms (other patients) and their vessel masks."""
+
+    frames: np.ndarray
+    masks: np.ndarray
+
+
+@dataclass
+class Knowledge:
+    """Everything an attacker could be given; each attack uses only what its threat allows.
+
+    Attributes
+    ----------
+    scheme : PublicScheme
+        The public algorithm and config (:class:`medcloak.attacks.own.PublicScheme`).
+    attacker : AttackerData
+        The attacker's own angiograms and masks (T0, T2, the prior).
+    config : AttackConfig
+        The attacker's effort (:class:`medcloak.attacks.runner.AttackConfig`).
+    size : int
+        Frame side.
+    levels : int or None
+        Grey levels of the obfuscated frames (public), ``None`` for non-quantised outputs.
+    leak : callable, optional
+        The victim's own fitted obfuscation (T1 only: it makes the leaked pairs).
+    leak_pool : ndarray (N, H, W), optional
+        Victim originals that may leak (T1).
+    ciphertexts : ndarray (M, H, W), optional
+        Every obfuscated frame the cloud holds (T4's pooled variant).
+    ciphertext_victims : ndarray of bool (M,), optional
+        Which of ``ciphertexts`` are the attacked test frames, in order.
+    progress : bool
+    """
+
+    scheme: object
+    attacker: AttackerData
+    config: object
+    size: int
+    levels: int | None = 256
+    leak: Callable[[np.ndarray], np.ndarray] | None = None
+    leak_pool: np.ndarray | None = None
+    ciphertexts: np.ndarray | None = None
+    ciphertext_victims: np.ndarray | None = None
+    progress: bool = True
+    _own: object = None  # the attacker's fitted own scheme, shared by T0 and T2
+
+    def own_obfuscation(self):
+        """The public scheme fitted on the attacker's own frames (fitted once, then shared)."""
+        if self._own is None:
+            self._own = self.scheme.fit(self.attacker.frames, seed=self.config.attacker_seed, progress=self.progress)
+        return self._own
+
+
+class Attack:
+    """Base class of an attack (see the module docstring).
+
+    Parameters
+    ----------
+    variant : str
+        One of :meth:`variants` (e.g. T1's ``"n=10"``); ``""`` for attacks without variants.
+    """
+
+    #: Threat-model name (``"T0"`` ... or a scheme-specific attack's name).
+    threat: ClassVar[str] = ""
+    #: What the attacker knows, in one phrase (reports show it).
+    knows: ClassVar[str] = ""
+    #: ``"reconstruction"`` (frames) or ``"segmentation"`` (vessel probabilities in [0, 1]).
+    kind: ClassVar[str] = "reconstruction"
+
+    def __init__(self, variant: str = ""):
+        self.variant = variant
+        self.threshold = 0.5  # segmentations: decision threshold chosen by the attacker
+
+    @classmethod
+    def variants(cls, knowledge: Knowledge) -> list[str]:
+        """The rows this attack gives (default: one)."""
+        return [""]
+
+    @property
+    def label(self) -> str:
+        """The ``variant`` column of the attack's row."""
+        return self.variant
+
+    @property
+    def n_pairs(self) -> int | None:
+        """Training pairs the attack used, when that is its measure of effort."""
+        return None
+
+    def fit(self, knowledge: Knowledge) -> "Attack":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, obfuscated: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_rows(self, victim, prior: dict) -> list[dict]:
+        """Further rows this attack adds after its own (T0: the hand-made floor)."""
+        return []
+
+
+def register_attack(cls: type) -> type:
+    """Register an :class:`Attack` subclass under its ``threat`` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Attack) and cls.threat):
+        raise MedcloakError("register_attack() takes an Attack subclass with a threat name")
+    _REGISTRY[cls.threat] = cls
+    return cls
+
+
+def get_attack(threat: str) -> type:
+    """The :class:`Attack` class registered (or built in) under ``threat``."""
+    if threat not in _REGISTRY and threat in BUILTIN:
+        module, _, attr = BUILTIN[threat].partition(":")
+        register_attack(getattr(importlib.import_module(module), attr))
+    if threat not in _REGISTRY:
+        raise MedcloakError(f"unknown threat(s) {threat}; choose from {', '.join(attack_names())}")
+    return _REGISTRY[threat]
+
+
+def attack_names() -> list[str]:
+    """Names of every built-in and registered attack."""
+    return sorted(set(BUILTIN) | set(_REGISTRY))
+
+
+def score(result: np.ndarray, victim, prior: dict | None = None, *, kind: str = "reconstruction",
+          reid_metric: str = "ssim") -> dict:
+    """Score an attack's output against the victim's test frames, and beside the prior.
+
+    Parameters
+    ----------
+    result : ndarray (M, H, W)
+        Reconstructions in [0, 1] (``kind="reconstruction"``) or a boolean vessel segmentation
+        (``kind="segmentation"``), one per victim test frame.
+    victim : AttackVictim
+        Its ``test_originals``, ``test_masks`` and ``test_ignore`` are the truth.
+    prior : dict, optional
+        The prior's scores: adds ``prior_<s>`` and ``d_<s> = attack - prior`` for every score.
+    kind : {"reconstruction", "segmentation"}
+    reid_metric : {"ssim", "corr"}
+        Similarity of :func:`medcloak.metrics.reidentification_topk`.
+
+    Returns
+    -------
+    dict
+        Reconstructions: ``ssim``, ``psnr``, ``vessel_dice`` (:func:`~medcloak.metrics.vessel_map`
+        of the reconstruction vs the masks), ``vessel_agreement`` (vs the vessel map of the
+        original), ``reid_top1``, ``reid_top5``. Segmentations: ``vessel_dice`` only.
+    """
+    from medcloak import metrics
+
+    if kind == "segmentation":
+        out = {"vessel_dice": metrics.vessel_dice(result, victim.test_masks, ignore=victim.test_ignore)}
+    elif kind == "reconstruction":
+        orig = victim.test_originals
+        rmap = metrics.vessel_map(result)
+        reid = metrics.reidentification_topk(result, orig, k=(1, 5), metric=reid_metric)
+        out = {
+            "ssim": metrics.ssim(result, orig),
+            "psnr": metrics.psnr(result, orig),
+            "vessel_dice": metrics.vessel_dice(rmap, victim.test_masks, ignore=victim.test_ignore),
+            "vessel_agreement": metrics.vessel_dice(rmap, metrics.vessel_map(orig), ignore=victim.test_ignore),
+            "reid_top1": reid[1],
+            "reid_top5": reid[5],
+        }
+    else:
+        raise MedcloakError(f"score: kind must be 'reconstruction' or 'segmentation', got {kind!r}")
+    if prior is not None:
+        for k in SCORES:
+            out[f"prior_{k}"] = prior.get(k)
+            if out.get(k) is not None and prior.get(k) is not None:
+                out[f"d_{k}"] = float(out[k]) - float(prior[k])
+    return out

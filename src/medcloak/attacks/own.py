@@ -1,0 +1,107 @@
+"""The attacker's own obfuscations: the public algorithm re-run with the attacker's own keys.
+
+T0, T2 and T3 know the scheme and its public config, never the victim's key or trained parts.
+They re-run it through the :class:`~medcloak.obfuscation.scheme.Scheme` interface on their own
+frames (:class:`PublicScheme`), so every attack works for every registered scheme unchanged.
+With a fresh own key every few frames (:func:`obfuscate_under_keys`) a network learns what
+survives *any* key, not one key's secret.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["KeyedObfuscate", "PublicScheme", "attacker_key", "obfuscate_under_keys"]
+
+#: ``obfuscate(frames (N, H, W), key_index) -> obfuscated``: the public algorithm, fitted by the
+#: attacker, under the attacker's ``key_index``-th own key.
+KeyedObfuscate = Callable[[np.ndarray, int], np.ndarray]
+
+
+def attacker_key(seed: int, index: int):
+    """The attacker's ``index``-th own key, reproducible from ``seed``.
+
+    These keys protect nothing (they belong to the simulated attacker), so they come from a
+    hash of the seed rather than the CSPRNG, to make attack results repeatable.
+    """
+    from medcloak.keys import Key
+
+    return Key(hashlib.sha256(f"medcloak/attacker/{int(seed)}/{int(index)}".encode()).digest())
+
+
+@dataclass(frozen=True)
+class PublicScheme:
+    """The public algorithm as an attacker re-runs it: a registered scheme's name and config.
+
+    Parameters
+    ----------
+    scheme : str
+        A name of :func:`medcloak.obfuscation.scheme.scheme_names`.
+    config : Config or dict, optional
+        The scheme's public config (default: the scheme's defaults).
+
+    Examples
+    --------
+    >>> from medcloak.obfuscation.pipeline import ObfuscationConfig
+    >>> pub = PublicScheme("paper", ObfuscationConfig(order="map-only", levels=16))
+    >>> obf = pub.fit(np.zeros((2, 8, 8), np.float32), seed=0)
+    >>> obf(np.ones((1, 8, 8), np.float32), 3).shape
+    (1, 8, 8)
+    """
+
+    scheme: str
+    config: object = None
+
+    @property
+    def name(self) -> str:
+        return self.scheme
+
+    def make(self):
+        """An unfitted instance of the scheme with this config."""
+        from medcloak.obfuscation.scheme import make_scheme
+
+        return make_scheme(self.scheme, self.config)
+
+    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False) -> KeyedObfuscate:
+        """Fit the scheme on the attacker's ``frames`` under own key 0; other key indices reuse
+        that fit under their own key (:meth:`Scheme.rekey`) or, for schemes whose training sees
+        the key, fit again on the same frames."""
+        frames = np.asarray(frames, dtype=np.float32)
+        n_val = max(1, len(frames) // 10) if len(frames) > 1 else 0
+
+        def fitted(key_index: int):
+            return self.make().fit(frames[n_val:], attacker_key(seed, key_index),
+                                   val=frames[:n_val] if n_val else None, progress=progress)
+
+        base = fitted(0)
+
+        @functools.lru_cache(maxsize=64)
+        def keyed(key_index: int):
+            if key_index == 0:
+                return base
+            if not base.key_independent_fit:
+                return fitted(key_index)
+            return base.rekey(attacker_key(seed, key_index))
+
+        return lambda x, key_index: keyed(int(key_index)).apply(x)
+
+
+def obfuscate_under_keys(
+    obfuscate: KeyedObfuscate, frames: np.ndarray, *, frames_per_key: int, first_key: int = 0
+) -> np.ndarray:
+    """Obfuscate ``frames`` with a fresh key every ``frames_per_key`` frames (0: one key).
+
+    Returns float32 (N, H, W). Chunk ``i`` uses key index ``first_key + i``.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames_per_key <= 0:
+        return np.asarray(obfuscate(frames, first_key), dtype=np.float32)
+    out = np.empty_like(frames)
+    for i, s in enumerate(range(0, len(frames), frames_per_key)):
+        out[s : s + frames_per_key] = obfuscate(frames[s : s + frames_per_key], first_key + i)
+    return out
