@@ -17,7 +17,7 @@ from medcloak.cli._app import app
 from medcloak.errors import MedcloakError
 
 # Command modules, imported for their registrations on ``app`` (order = order in --help).
-_COMMAND_MODULES = ("synth", "keys", "fit", "obfuscate", "attack", "learn", "study", "readers")
+_COMMAND_MODULES = ("synth", "dataset", "keys", "fit", "obfuscate", "attack", "learn", "study", "readers")
 for _name in _COMMAND_MODULES:
     try:
         importlib.import_module(f"medcloak.cli.{_name}")
