@@ -146,6 +146,7 @@ class _Cine:
     n_frames: int
     primary: float | None
     secondary: float | None
+    patient_id: str = ""  # PatientID as found (may be empty), for the hospital-side map only
     label: str = ""
 
 
@@ -517,7 +518,7 @@ def build_dataset(
             no_pid += 1
         cines.append(_Cine(path, rel, pid or f"study:{study or rel}", study or f"file:{rel}",
                            series or f"file:{rel}", sop or f"file:{rel}", n,
-                           _angle(ds, "PositionerPrimaryAngle"), _angle(ds, "PositionerSecondaryAngle")))
+                           _angle(ds, "PositionerPrimaryAngle"), _angle(ds, "PositionerSecondaryAngle"), pid))
         forced[path] = fmt == "dicom-raw"
     if not cines:
         raise MedcloakError(f"no XA cine (multi-frame DICOM with Modality XA) among {len(files)} files; "
@@ -561,7 +562,8 @@ def build_dataset(
     summary.n_patients = len({r.patient_id for r in records})
     summary.n_studies = len({r.extra["study"] for r in records})
     summary.n_series = len({r.extra["series"] for r in records})
-    summary.splits = dict(sorted(Counter(r.split for r in records).items()))
+    n_split = Counter(r.split for r in records)
+    summary.splits = {k: n_split[k] for k in ("train", "val", "test") if n_split[k]}
     if rows is not None:
         summary.classes = dict(sorted(Counter(r.label for r in records).items()))
         if len(summary.classes) != 2:
@@ -605,6 +607,6 @@ def _write_map(path: Path, cines: list[_Cine], key) -> None:
                 "SOPInstanceUID", "source_file"])
     for c in cines:
         w.writerow([key.pseudonym("patient", c.patient), key.pseudonym("study", c.study),
-                    key.pseudonym("series", c.series), key.pseudonym("cine", c.sop), c.patient, c.study,
+                    key.pseudonym("series", c.series), key.pseudonym("cine", c.sop), c.patient_id, c.study,
                     c.series, c.sop, str(c.path.resolve())])
     atomic_write_text(path, buf.getvalue(), mode=0o600)
