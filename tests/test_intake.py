@@ -346,3 +346,16 @@ def test_study_runs_on_an_intake_dataset_as_real_data(tmp_path, capsys):
     assert str(data.resolve()) in m["data"]["source"]
     page = (out / "report.html").read_text()
     assert "REAL data" in page and "SEMI-SYNTHETIC" not in page
+
+
+def test_a_truncated_copy_met_first_does_not_hide_the_good_file(tmp_path):
+    root = tmp_path / "dicom"
+    cines = _hospital(root, n_patients=2, cines_per_patient=1, frames_per_cine=4, seed=2)
+    good = cines[0].path.read_bytes()
+    (root / "0_partial_copy.dcm").write_bytes(good[:-500])  # sorted before the good file
+    (root / "zz_full_copy.dcm").write_bytes(good)  # sorted after it
+    s = build_dataset(root, tmp_path / "d", key=Key.generate(), frames=2, progress=False)
+    assert s.n_cines == 2 and s.n_frames == 4
+    assert [p for p, _ in s.failed] == [str(root / "0_partial_copy.dcm")]
+    assert s.skipped == [(str(root / "zz_full_copy.dcm"), f"same SOPInstanceUID as "
+                          f"{cines[0].path.relative_to(root).as_posix()} (a copy)")]

@@ -8,12 +8,13 @@ Two passes
 ----------
 1. **Headers** (``stop_before_pixels``): every file under the folder (sorted; hidden files,
    ``DICOMDIR`` and the output folder are left out). Kept as cines: ``Modality`` XA with at least
-   two frames. Skipped, one line each: files that are not DICOM, other modalities, single-frame
-   images, and a second file with the same ``SOPInstanceUID``. Failed: unreadable headers. The
-   labels CSV is matched against these headers **before anything is written**.
+   two frames. Skipped, one line each: files that are not DICOM, other modalities and
+   single-frame images. Failed: unreadable headers. The labels CSV is matched against these
+   headers **before anything is written**.
 2. **Pixels** (:func:`medcloak.io.dicom.read_dicom`: modality LUT, MONOCHROME1 inverted, scaled by
    ``BitsStored``): a cine whose pixel data cannot be decoded (truncated, bad syntax) is reported
-   and skipped; the others are written.
+   and skipped; the others are written. A file with the ``SOPInstanceUID`` of a cine already
+   written is skipped as a copy (so a truncated copy met first does not hide the good one).
 
 Frame selection rule (``frames = N`` per cine)
 ----------------------------------------------
@@ -483,8 +484,6 @@ def build_dataset(
     forced: dict[Path, bool] = {}
     series_uids: set[str] = set()
     study_uids: set[str] = set()
-    sops: dict[str, str] = {}
-    no_pid = 0
     for path in tqdm(files, disable=not progress, file=sys.stderr, unit="file", desc="headers"):
         rel = _rel(path, root)
         try:
@@ -509,13 +508,7 @@ def build_dataset(
         if n < 2:
             summary.skipped.append((str(path), "single-frame XA image, not a cine"))
             continue
-        if sop and sop in sops:
-            summary.skipped.append((str(path), f"same SOPInstanceUID as {sops[sop]} (a copy)"))
-            continue
-        sops[sop or rel] = rel
         pid = str(ds.get("PatientID", "") or "").strip()
-        if not pid:
-            no_pid += 1
         cines.append(_Cine(path, rel, pid or f"study:{study or rel}", study or f"file:{rel}",
                            series or f"file:{rel}", sop or f"file:{rel}", n,
                            _angle(ds, "PositionerPrimaryAngle"), _angle(ds, "PositionerSecondaryAngle"), pid))
@@ -530,8 +523,12 @@ def build_dataset(
     # pass 2: pixels, selection, frames
     records: list[Record] = []
     written: list[_Cine] = []
-    short = no_angle = 0
+    short = no_angle = no_pid = 0
+    done: dict[str, str] = {}  # SOPInstanceUID -> the file written for it (a later copy is skipped)
     for c in tqdm(cines, disable=not progress, file=sys.stderr, unit="cine", desc="cines"):
+        if c.sop in done:
+            summary.skipped.append((str(c.path), f"same SOPInstanceUID as {done[c.sop]} (a copy)"))
+            continue
         try:
             read = read_dicom(c.path, force=forced[c.path])
             stack = np.stack([f.pixels for f in read])
@@ -544,6 +541,8 @@ def build_dataset(
         keep = select_frames(frame_scores(stack), frames)
         short += len(stack) < frames
         no_angle += c.primary is None or c.secondary is None
+        no_pid += not c.patient_id
+        done[c.sop] = c.rel
         p, st = key.pseudonym("patient", c.patient), key.pseudonym("study", c.study)
         se, ci = key.pseudonym("series", c.series), key.pseudonym("cine", c.sop)
         views = view_columns(c.primary, c.secondary)
