@@ -354,8 +354,10 @@ def test_a_truncated_copy_met_first_does_not_hide_the_good_file(tmp_path):
     good = cines[0].path.read_bytes()
     (root / "0_partial_copy.dcm").write_bytes(good[:-500])  # sorted before the good file
     (root / "zz_full_copy.dcm").write_bytes(good)  # sorted after it
-    s = build_dataset(root, tmp_path / "d", key=Key.generate(), frames=2, progress=False)
-    assert s.n_cines == 2 and s.n_frames == 4
+    labels = tmp_path / "runs.csv"  # keyed by file: the copies have no row of their own
+    labels.write_text("file,label\n" + "".join(f"{c.path.relative_to(root).as_posix()},{c.label}\n" for c in cines))
+    s = build_dataset(root, tmp_path / "d", key=Key.generate(), labels_csv=labels, frames=2, progress=False)
+    assert s.n_cines == 2 and s.n_frames == 4 and s.classes == {"LCA": 2, "RCA": 2}
     assert [p for p, _ in s.failed] == [str(root / "0_partial_copy.dcm")]
     assert s.skipped == [(str(root / "zz_full_copy.dcm"), f"same SOPInstanceUID as "
                           f"{cines[0].path.relative_to(root).as_posix()} (a copy)")]

@@ -60,7 +60,8 @@ Labels CSV (``labels_csv``)
 Header row; a ``label`` column (any class names, e.g. LCA / RCA) and at least one key column:
 ``file`` (or ``path``; relative to the DICOM folder), ``SeriesInstanceUID`` or
 ``StudyInstanceUID`` (column names are matched ignoring case, spaces and underscores). Each row
-uses its most specific non-empty key (file, then series, then study). Every XA cine must get a
+uses its most specific non-empty key (file, then series, then study); a copy of a labelled file
+(same ``SOPInstanceUID``) carries its label. Every XA cine must get a
 label and every row must match a file: a mismatch raises one :class:`MedcloakError` naming the
 rows (line numbers) or the files. Without ``labels_csv`` the label column is **empty**:
 :func:`medcloak.io.dataset.read_manifest` (hence ``fit``, ``train`` and ``study``) refuses such
@@ -331,13 +332,13 @@ def _apply_labels(rows, cines: list[_Cine], *, looked_at: list[Path], series_uid
     unmatched = [f"line {lineno} ({kind} {key})" for lineno, kind, key, _ in rows if lineno not in used]
     if unmatched:
         raise MedcloakError(f"labels file rows match no file in the DICOM folder: {_listing(unmatched)}", csv_path)
-    unlabelled = []
     for c in cines:
         hit = by_file.get(c.path.resolve()) or by_series.get(c.series) or by_study.get(c.study)
-        if hit is None:
-            unlabelled.append(c.rel)
-        else:
-            c.label = hit[1]
+        c.label = hit[1] if hit else ""
+    by_sop = {c.sop: c.label for c in cines if c.label}
+    for c in cines:  # a copy of a labelled file (same SOPInstanceUID) carries its label
+        c.label = c.label or by_sop.get(c.sop, "")
+    unlabelled = [c.rel for c in cines if not c.label]
     if unlabelled:
         raise MedcloakError(f"labels file has no row for these XA cines: {_listing(unlabelled)}", csv_path)
 
