@@ -145,9 +145,14 @@ def hospital(tmp_path_factory):
         "ct": _save(_dataset(good.stored[:2], name=good.name, pid=good.pid, study=good.study,
                              series=f"{good.series}.8", sop=f"{good.sop}.8", angles=None, modality="CT"),
                     root / "ct.dcm"),
+        "burned": root / "burned.dcm",
         "text": root / "notes.txt",
         "garbage": root / "garbage.dcm",
     }
+    burned = _dataset(good.stored[:3], name=good.name, pid=good.pid, study=good.study, series=f"{good.series}.9",
+                      sop=f"{good.sop}.9", angles=good.angles)
+    burned.BurnedInAnnotation = "YES"
+    _save(burned, extra["burned"])
     extra["text"].write_text("run list for ZEBRAFINCH^ALBERTINE\n")
     extra["garbage"].write_bytes(b"this is not a DICOM file at all" * 10)
     corrupt = Cine(root / "WOMBAT_GERTRUDE" / "IM0001.dcm", "WOMBAT^GERTRUDE", "MRN-4711-9999",
@@ -240,8 +245,9 @@ def test_corrupt_and_other_files_are_reported_and_skipped(hospital):
     assert set(skipped) == {str(p) for p in extra.values()}
     assert "single-frame" in skipped[str(extra["single"])]
     assert "Modality CT" in skipped[str(extra["ct"])]
+    assert "BurnedInAnnotation" in skipped[str(extra["burned"])]
     assert "not a DICOM" in skipped[str(extra["text"])] and "not a DICOM" in skipped[str(extra["garbage"])]
-    assert s.n_files == 8 + 1 + 4
+    assert s.n_files == 8 + 1 + 5
 
 
 def test_hospital_map_is_outside_the_dataset_and_private(hospital, tmp_path):

@@ -8,8 +8,9 @@ Two passes
 ----------
 1. **Headers** (``stop_before_pixels``): every file under the folder (sorted; hidden files,
    ``DICOMDIR`` and the output folder are left out). Kept as cines: ``Modality`` XA with at least
-   two frames. Skipped, one line each: files that are not DICOM, other modalities and
-   single-frame images. Failed: unreadable headers. The labels CSV is matched against these
+   two frames. Skipped, one line each: files that are not DICOM, other modalities,
+   single-frame images, and cines flagged ``BurnedInAnnotation = YES`` (text such as the patient's
+   name may be burned into the pixels, which nothing here removes). Failed: unreadable headers. The labels CSV is matched against these
    headers **before anything is written**.
 2. **Pixels** (:func:`medcloak.io.dicom.read_dicom`: modality LUT, MONOCHROME1 inverted, scaled by
    ``BitsStored``): a cine whose pixel data cannot be decoded (truncated, bad syntax) is reported
@@ -85,7 +86,8 @@ from medcloak.errors import MedcloakError
 from medcloak.io.atomic import atomic_write_text
 from medcloak.io.dataset import LABELS_CSV, Record, split_patients, write_manifest
 
-__all__ = ["build_dataset", "IntakeSummary", "select_frames", "view_columns", "SCORE_SIDE", "INTAKE_JSON"]
+__all__ = ["build_dataset", "IntakeSummary", "frame_scores", "select_frames", "view_columns", "SCORE_SIDE",
+           "INTAKE_JSON"]
 
 #: Frames are scored on a copy shrunk to at most this many pixels a side.
 SCORE_SIDE = 128
@@ -508,6 +510,9 @@ def build_dataset(
             n = 1
         if n < 2:
             summary.skipped.append((str(path), "single-frame XA image, not a cine"))
+            continue
+        if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+            summary.skipped.append((str(path), "BurnedInAnnotation YES: identifying text may be in the pixels"))
             continue
         pid = str(ds.get("PatientID", "") or "").strip()
         cines.append(_Cine(path, rel, pid or f"study:{study or rel}", study or f"file:{rel}",
