@@ -117,7 +117,8 @@ class IntakeSummary:
     splits : dict
         Frames per split.
     skipped : list of (str, str)
-        (file, reason) of files left out by rule (not DICOM, not XA, one frame, duplicate).
+        (file, reason) of files left out by rule (not DICOM, not XA, one frame, burned-in
+        annotation, a copy of a cine already written).
     failed : list of (str, str)
         (file, reason) of files that could not be read.
     notes : list of str
