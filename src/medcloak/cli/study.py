@@ -14,6 +14,8 @@ __all__ = ["study"]
 @app.command()
 def study(
     preset: str = typer.Option("demo", "--preset", help="demo | paper | tiny | CONFIG.toml"),
+    data: Path | None = typer.Option(None, "--data", help="Run on this dataset folder (labels.csv, e.g. from "
+                                     "medcloak dataset) instead of the preset's data; provenance REAL."),
     out: Path = typer.Option(..., "--out", help="Study folder (created; a rerun resumes it and skips finished "
                              "stages)."),
     force: bool = typer.Option(False, "--force", help="Discard the results in OUT if another configuration or key "
@@ -32,6 +34,10 @@ def study(
     from medcloak.study import load_config, run_study
 
     config = load_config(preset)
+    if data is not None:
+        from dataclasses import replace
+
+        config = replace(config, source=str(data.resolve()), name=f"{config.name} on {data.name}")
     report = run_study(config, out, force=force, progress=progress, key_file=key_file)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     u = metrics["utility"]

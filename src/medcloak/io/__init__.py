@@ -5,6 +5,7 @@ from medcloak.io.deid import UIDMapper, deidentify
 from medcloak.io.dicom import read_dicom, read_dicom_dataset, write_dicom
 from medcloak.io.frames import Frame, FrameMeta
 from medcloak.io.images import write_npy, write_png
+from medcloak.io.intake import IntakeSummary, build_dataset
 from medcloak.io.load import is_supported, iter_inputs, read_frames
 
 __all__ = [
@@ -22,4 +23,6 @@ __all__ = [
     "write_npy",
     "deidentify",
     "UIDMapper",
+    "build_dataset",
+    "IntakeSummary",
 ]
