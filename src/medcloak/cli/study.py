@@ -16,6 +16,8 @@ def study(
     preset: str = typer.Option("demo", "--preset", help="demo | paper | tiny | CONFIG.toml"),
     data: Path | None = typer.Option(None, "--data", help="Run on this dataset folder (labels.csv, e.g. from "
                                      "medcloak dataset) instead of the preset's data; provenance REAL."),
+    scheme: str = typer.Option(None, "--scheme", help="Obfuscation scheme instead of the preset's (default paper; "
+                               "its settings come from the [obfuscation] table of a CONFIG.toml)."),
     out: Path = typer.Option(..., "--out", help="Study folder (created; a rerun resumes it and skips finished "
                              "stages)."),
     force: bool = typer.Option(False, "--force", help="Discard the results in OUT if another configuration or key "
@@ -24,7 +26,7 @@ def study(
                                   "OUT/secret/key.json."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars and stage lines on stderr."),
 ) -> None:
-    """Run the study (data, VAE, obfuscation, utility, attacks T0-T4, overhead, report) in OUT.
+    """Run the study (data, scheme fit, obfuscation, utility, attacks T0-T4, overhead, report) in OUT.
 
     Every stage is cached in OUT/stages and skipped when the same command runs again.
 
@@ -33,11 +35,13 @@ def study(
 
     from medcloak.study import load_config, run_study
 
+    from dataclasses import replace
+
     config = load_config(preset)
     if data is not None:
-        from dataclasses import replace
-
         config = replace(config, source=str(data.resolve()), name=f"{config.name} on {data.name}")
+    if scheme is not None and scheme != config.scheme:
+        config = replace(config, scheme=scheme, scheme_options={}, name=f"{config.name} ({scheme})")
     report = run_study(config, out, force=force, progress=progress, key_file=key_file)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     u = metrics["utility"]
