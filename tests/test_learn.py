@@ -18,7 +18,7 @@ from medcloak.learn import Recipe, compare, evaluate, train_classifier
 from medcloak.learn.artifacts import RUN_FILES, write_run
 from medcloak.learn.evaluate import binary_metrics
 from medcloak.study.grid import study_key
-from medcloak.learn.models import build_classifier, load_classifier
+from medcloak.learn.models import ClassifierConfig, build_classifier, load_classifier
 from medcloak.learn.predict import predict_proba
 from medcloak.learn.train import augment_batch, encode_labels
 from medcloak.obfuscation.mapping import IntensityMap
@@ -342,3 +342,59 @@ def test_vectorised_resample_metrics_equal_sklearn():
         assert got["roc_auc"][b] == pytest.approx(roc_auc_score(yy, pp))
     one_class = resample_metrics(np.zeros((1, 5), int), np.full((1, 5), 0.7))
     assert np.isnan(one_class["roc_auc"][0]) and one_class["precision"][0] == 0.0
+
+
+# -- the ViT and MLP families (schemes whose output is not a plain image) ---------------------
+def _shuffle_blocks(x: np.ndarray, p: int, seed: int) -> np.ndarray:
+    """A fixed block scrambling + one pixel shuffle inside every block + sign flips (block-wise encryption)."""
+    rng = np.random.default_rng(seed)
+    n, h, w = x.shape
+    blocks = x.reshape(n, h // p, p, w // p, p).transpose(0, 1, 3, 2, 4).reshape(n, -1, p * p)
+    blocks = blocks[:, rng.permutation(blocks.shape[1])][:, :, rng.permutation(p * p)]
+    flip = rng.random(p * p) < 0.5
+    blocks = np.where(flip, 1.0 - blocks, blocks)
+    g = h // p
+    return blocks.reshape(n, g, w // p, p, p).transpose(0, 1, 3, 2, 4).reshape(n, h, w).astype(np.float32)
+
+
+def test_vit_learns_block_scrambled_frames_as_well_as_originals():
+    """Patch = block: the patch embedding absorbs the pixel shuffle and flips, the position
+    embedding the block scrambling (the claim of the block-wise schemes, shown on a toy task)."""
+    torch.set_num_threads(1)
+    xtr, ytr = toy(96, seed=0)
+    xva, yva = toy(48, seed=1)
+    xte, yte = toy(64, seed=2)
+    recipe = Recipe(max_epochs=12, patience=12, batch_size=16, lr=2e-3, seed=0)
+    accs = {}
+    for name, f in (("original", lambda a: a), ("scrambled", lambda a: _shuffle_blocks(a, 4, seed=3))):
+        res = train_classifier(f(xtr), ytr, f(xva), yva, recipe=recipe, model="vit", patch=4, dim=32, depth=2,
+                               heads=2, progress=False)
+        assert res.config.input_shape == (SIZE, SIZE)
+        accs[name] = evaluate(res.model, f(xte), yte, classes=res.classes, n_boot=10)["accuracy"]["value"]
+    assert accs["original"] >= 0.9, accs
+    assert abs(accs["scrambled"] - accs["original"]) <= 0.05, accs
+
+
+def test_token_vit_without_positions_ignores_token_order_and_mlp_takes_real_values():
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    n, t, d = 96, 16, 6
+    y = ["a" if i % 2 == 0 else "b" for i in range(n)]
+    x = rng.normal(0, 1, (n, t, d)).astype(np.float32)
+    x[1::2, :8, 0] += 3.0  # class b: half the tokens carry a large first feature
+    shuffled = np.stack([xi[rng.permutation(t)] for xi in x])  # per-sample token order, as randenc does
+    recipe = Recipe(max_epochs=10, patience=10, batch_size=16, lr=2e-3, seed=0)
+    res = train_classifier(shuffled[:64], y[:64], shuffled[64:], y[64:], recipe=recipe, model="vit", tokens=True,
+                           position="none", dim=16, depth=1, heads=2, progress=False)
+    m = res.model
+    with torch.no_grad():  # mean pooling and no position: the logit does not depend on token order
+        a = m(m.prepare(x[:8]))
+        b = m(m.prepare(np.stack([xi[::-1] for xi in x[:8]])))
+    assert torch.allclose(a, b, atol=1e-5)
+    assert evaluate(m, x[64:], y[64:], classes=res.classes, n_boot=10)["accuracy"]["value"] >= 0.9
+    # real values reach the MLP unclipped: -x is as separable as x, and only clipping would lose it
+    res = train_classifier(-x[:64, :, :], y[:64], -x[64:], y[64:], recipe=recipe.with_(max_epochs=25, patience=25),
+                           model="mlp", hidden=32, progress=False)
+    assert evaluate(res.model, -x[64:], y[64:], classes=res.classes, n_boot=10)["accuracy"]["value"] >= 0.9
+    with pytest.raises(MedcloakError, match="CNN families"):
+        ClassifierConfig(model="vit", input_mode="level-embedding", levels=16)

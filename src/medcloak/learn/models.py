@@ -10,6 +10,17 @@ Architectures (``ClassifierConfig.model``):
 ``"densenet"``
     MONAI's ``DenseNet`` (2-D) configured small: 16 initial features, growth 16, blocks (4, 4, 4),
     group norm (4 groups).
+``"vit"``
+    :class:`~medcloak.learn.vit.PatchViT`: patches of ``patch`` px (or ready-made patch tokens,
+    ``tokens=True``), a linear patch embedding, a learned position embedding (``position``),
+    ``depth`` pre-norm transformer layers, mean pooling. For block-wise schemes (patch = block)
+    and random patch encoders (tokens, ``position="none"``).
+``"mlp"``
+    :class:`~medcloak.learn.vit.MLP`: for low-resolution releases (cell-mean grids).
+
+The CNN families see frames clipped to [0, 1]; ``vit`` and ``mlp`` take real-valued inputs as
+they are (schemes such as ``svd`` release real numbers) and need ``input_shape`` (filled in from
+the training data by :func:`medcloak.learn.train.train_classifier`).
 
 Normalisation is group norm, not batch norm: measured on a separable 16x16 toy set (64 training
 frames, batch 16), a batch-norm network reached training accuracy 1.0 while its validation
@@ -52,11 +63,14 @@ __all__ = [
     "save_classifier",
     "load_classifier",
     "MODELS",
+    "CNN_MODELS",
     "INPUT_MODES",
     "MODEL_FILE",
 ]
 
-MODELS = ("small", "wide", "densenet")
+MODELS = ("small", "wide", "densenet", "vit", "mlp")
+#: Families that see an image clipped to [0, 1] (the others take any real-valued input).
+CNN_MODELS = ("small", "wide", "densenet")
 INPUT_MODES = ("intensity", "level-embedding")
 MODEL_FILE = "model.pt"
 _FORMAT = "medcloak-classifier"
@@ -82,6 +96,16 @@ class ClassifierConfig:
     dropout : float
         Dropout before the linear output layer, in [0, 1) (``small``/``wide``; MONAI's DenseNet
         has its own head).
+    input_shape : tuple of int, optional
+        ``vit`` / ``mlp``: shape of one input ((H, W), or (T, D) tokens).
+    patch, dim, depth, heads : int
+        ``vit``: patch side, token width, transformer layers, attention heads.
+    position : {"learned", "none"}
+        ``vit``: learned position embedding or none.
+    tokens : bool
+        ``vit``: the input is a sequence of patch tokens (N, T, D), not an image.
+    hidden : int
+        ``mlp``: width of the hidden layers.
     """
 
     model: str = "small"
@@ -89,6 +113,14 @@ class ClassifierConfig:
     levels: int | None = None
     embed_dim: int = 8
     dropout: float = 0.2
+    input_shape: tuple[int, ...] | None = None
+    patch: int = 8
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    position: str = "learned"
+    tokens: bool = False
+    hidden: int = 256
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -100,6 +132,17 @@ class ClassifierConfig:
                 raise MedcloakError(f"level-embedding needs levels in 2..65536, got {self.levels!r}")
         if int(self.embed_dim) < 1 or not 0.0 <= float(self.dropout) < 1.0:
             raise MedcloakError("embed_dim must be >= 1 and dropout in [0, 1)")
+        if self.model not in CNN_MODELS and self.input_mode != "intensity":
+            raise MedcloakError(f"input_mode {self.input_mode!r} is for the CNN families, not {self.model!r}")
+        from medcloak.learn.vit import POSITIONS
+
+        if self.position not in POSITIONS:
+            raise MedcloakError(f"position must be one of {', '.join(POSITIONS)}, got {self.position!r}")
+        if min(int(self.patch), int(self.dim), int(self.depth), int(self.heads), int(self.hidden)) < 1 \
+                or int(self.dim) % int(self.heads):
+            raise MedcloakError("patch, dim, depth, heads, hidden must be >= 1 and dim a multiple of heads")
+        if self.input_shape is not None:
+            object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict."""
@@ -112,6 +155,11 @@ class ClassifierConfig:
         if unknown:
             raise MedcloakError(f"classifier config: unknown field(s) {', '.join(unknown)}")
         return cls(**d)
+
+    @property
+    def clips_input(self) -> bool:
+        """True for the CNN families, which see frames clipped to [0, 1]."""
+        return self.model in CNN_MODELS
 
 
 def _vgg(in_channels: int, widths: tuple[int, ...], dropout: float) -> nn.Module:
@@ -142,7 +190,17 @@ class Classifier(nn.Module):
         else:
             self.embed = None
             in_ch = 1
-        if config.model == "densenet":
+        if config.model in ("vit", "mlp"):
+            from medcloak.learn.vit import MLP, PatchViT
+
+            if config.input_shape is None:
+                raise MedcloakError(f"a {config.model} classifier needs input_shape (train_classifier fills it in)")
+            self.body = (PatchViT(config.input_shape, patch=config.patch, dim=config.dim, depth=config.depth,
+                                  heads=config.heads, position=config.position, tokens=config.tokens,
+                                  dropout=min(config.dropout, 0.1))
+                         if config.model == "vit" else MLP(config.input_shape, hidden=config.hidden,
+                                                           dropout=config.dropout))
+        elif config.model == "densenet":
             from monai.networks.nets import DenseNet
 
             self.body = DenseNet(spatial_dims=2, in_channels=in_ch, out_channels=1, init_features=16,
@@ -156,7 +214,16 @@ class Classifier(nn.Module):
         n = int(self.config.levels) - 1
         return torch.round(x.clamp(0.0, 1.0) * n).long()
 
+    def prepare(self, x) -> Tensor:
+        """A float32 tensor of ``x`` as the network takes it (clipped to [0, 1] for the CNN families)."""
+        import numpy as np
+
+        a = np.asarray(x, dtype=np.float32)
+        return torch.from_numpy(np.clip(a, 0.0, 1.0) if self.config.clips_input else np.ascontiguousarray(a))
+
     def forward(self, x: Tensor) -> Tensor:
+        if not self.config.clips_input:
+            return self.body(x)
         if x.ndim == 3:
             x = x[:, None]
         if self.embed is not None:

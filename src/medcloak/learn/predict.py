@@ -53,7 +53,7 @@ def predict_proba(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, a.shape[0], batch_size):
-            xb = torch.from_numpy(np.clip(a[i : i + batch_size], 0.0, 1.0)).to(dev)
+            xb = model.prepare(a[i : i + batch_size]).to(dev)
             out.append(torch.sigmoid(model(xb)).double().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 

@@ -1,7 +1,9 @@
 """Training loop of the cloud's classifier: :func:`train_classifier` -> :class:`TrainResult`.
 
 One recipe (:class:`~medcloak.learn.recipe.Recipe`) drives everything: AdamW, a plateau
-learning-rate schedule, shift (and optional flip) augmentation that keeps every pixel value,
+learning-rate schedule, shift (and optional flip) augmentation that keeps every pixel value (for
+the CNN families only: the ``vit`` and ``mlp`` families see their inputs unshifted, since a
+shift would break patch alignment and token order),
 early stopping on the validation set with the best epoch's weights restored. Binary
 cross-entropy on one logit; ``classes[1]`` is the positive class.
 """
@@ -12,7 +14,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -135,15 +137,16 @@ def augment_batch(x: torch.Tensor, *, max_shift: float, hflip: bool, generator: 
     return x
 
 
-def _check_xy(x, y, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_xy(x, y, what: str, *, clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     a = np.asarray(x, dtype=np.float32)
     if a.ndim != 3 or a.shape[0] == 0:
-        raise MedcloakError(f"{what}: expected a non-empty (N, H, W) stack, got shape {a.shape}")
+        raise MedcloakError(f"{what}: expected a non-empty (N, H, W) or (N, T, D) stack, got shape {a.shape}")
     if not np.isfinite(a).all():
         raise MedcloakError(f"{what}: frames hold non-finite values")
     if len(y) != a.shape[0]:
         raise MedcloakError(f"{what}: {a.shape[0]} frames but {len(y)} labels")
-    return torch.from_numpy(np.clip(a, 0.0, 1.0)), torch.as_tensor(np.asarray(y), dtype=torch.float32)
+    a = np.clip(a, 0.0, 1.0) if clip else np.ascontiguousarray(a)
+    return torch.from_numpy(a), torch.as_tensor(np.asarray(y), dtype=torch.float32)
 
 
 def _eval_pass(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int,
@@ -209,11 +212,13 @@ def train_classifier(
     yva, _ = encode_labels(val_y, classes)
     if len(set(ytr.tolist())) < 2:
         raise MedcloakError("training split holds only one class")
-    xtr, ttr = _check_xy(train_x, ytr, "training frames")
-    xva, tva = _check_xy(val_x, yva, "validation frames")
+    config = model if isinstance(model, ClassifierConfig) else ClassifierConfig(model=model, **model_options)
+    xtr, ttr = _check_xy(train_x, ytr, "training frames", clip=config.clips_input)
+    xva, tva = _check_xy(val_x, yva, "validation frames", clip=config.clips_input)
     if xtr.shape[1:] != xva.shape[1:]:
         raise MedcloakError(f"training frames are {tuple(xtr.shape[1:])} but validation frames {tuple(xva.shape[1:])}")
-    config = model if isinstance(model, ClassifierConfig) else ClassifierConfig(model=model, **model_options)
+    if not config.clips_input and config.input_shape is None:
+        config = replace(config, input_shape=tuple(int(v) for v in xtr.shape[1:]))
     dev = resolve_device(device)
     net = build_classifier(config, seed=recipe.seed).to(dev)
     gen = torch.Generator().manual_seed(int(recipe.seed) + 1)
@@ -236,7 +241,10 @@ def train_classifier(
             idx = order[i : i + recipe.batch_size]
             if idx.numel() < 2 and n >= 2:  # batch norm needs two samples; the frame is seen next epoch
                 continue
-            xb = augment_batch(xtr[idx], max_shift=recipe.max_shift, hflip=recipe.hflip, generator=gen).to(dev)
+            xb = xtr[idx]
+            if config.clips_input:  # shifts would break patch alignment and token order: images for CNNs only
+                xb = augment_batch(xb, max_shift=recipe.max_shift, hflip=recipe.hflip, generator=gen)
+            xb = xb.to(dev)
             tb = ttr[idx].to(dev)
             logits = net(xb)
             loss = F.binary_cross_entropy_with_logits(logits, tb)
