@@ -16,7 +16,7 @@ from medcloak.cli._app import app
 from medcloak.errors import MedcloakError
 
 # Command modules, imported for their registrations on ``app`` (order = order in --help).
-from medcloak.cli import synth, dataset, keys, fit, obfuscate, attack, learn, study, readers  # noqa: E402,F401,I001
+from medcloak.cli import synth, dataset, keys, fit, obfuscate, attack, learn, study, compare, readers  # noqa: E402,F401,I001
 
 
 def _version_callback(value: bool) -> None:

@@ -44,7 +44,7 @@ class Comparison:
         return self.obfuscated.mean_epoch_seconds / self.original.mean_epoch_seconds
 
 
-def train_and_evaluate(splits: Splits, *, recipe: Recipe, model: str, n_boot: int, seed: int, progress: bool,
+def train_and_evaluate(splits: Splits, *, recipe: Recipe, model, n_boot: int, seed: int, progress: bool,
                        **options) -> tuple[TrainResult, dict]:
     """Train on ``splits["train"]`` (early stopping on ``"val"``), then test metrics with bootstrap CIs."""
     (xtr, ytr), (xva, yva), (xte, yte) = splits["train"], splits["val"], splits["test"]
@@ -58,7 +58,7 @@ def compare(
     obfuscated: Splits,
     *,
     recipe: Recipe,
-    model: str = "small",
+    model="small",
     obfuscated_options: Mapping | None = None,
     n_boot: int = 1000,
     seed: int = 0,
@@ -73,8 +73,8 @@ def compare(
         The two must be the same frames (same patients and split), obfuscated or not.
     recipe : Recipe
         Used unchanged, as the same object, for both trainings.
-    model : str
-        Classifier size for both sides.
+    model : str or ClassifierConfig
+        Classifier family (or its full config) for both sides.
     obfuscated_options : mapping, optional
         Extra :class:`~medcloak.learn.models.ClassifierConfig` fields for the obfuscated side
         only (the level-embedding lever: ``{"input_mode": "level-embedding", "levels": L}``).

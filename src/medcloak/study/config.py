@@ -53,8 +53,9 @@ SECTIONS: dict[str, dict[str, str]] = {
     "obfuscation": {"scheme": "scheme", "options": "scheme_options", "levels": "levels", "order": "order",
                     "latent": "latent"},
     "vae": {"preset": "vae_preset", "epochs": "vae_epochs", "base_channels": "vae_channels", "beta": "vae_beta"},
-    "utility": {"classifier": "classifier", "max_epochs": "max_epochs", "patience": "patience",
-                "batch_size": "batch_size", "lr": "lr", "n_boot": "n_boot"},
+    "utility": {"classifier": "classifier", "classifier_options": "classifier_options", "stenosis": "stenosis_task",
+                "max_epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
+                "n_boot": "n_boot"},
     "attacks": {"threats": "threats", "steps": "attack_steps", "t0_steps": "t0_steps", "t1_n": "t1_n",
                 "n_attacker": "n_attacker", "channels": "attack_channels", "t0_copies": "t0_copies",
                 "t4_all_frames": "t4_all_frames", "lr": "attack_lr", "batch_size": "attack_batch_size"},
@@ -65,7 +66,7 @@ SECTIONS: dict[str, dict[str, str]] = {
 _TOP_LEVEL = ("base", "name")
 _THREATS = ("T0", "T1", "T2", "T3", "T4")  # the default: every built-in threat
 _ORDERS = ("vae-then-map", "map-then-vae", "map-only")
-_CLASSIFIERS = ("small", "wide", "densenet")
+_CLASSIFIERS = ("small", "wide", "densenet", "vit", "mlp")
 _DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -95,8 +96,13 @@ class StudyConfig:
         The :data:`~medcloak.obfuscation.vae.VAE_PRESETS` setting the VAE starts from.
     vae_epochs, vae_channels, vae_beta
         Its :class:`~medcloak.obfuscation.vae.VAEConfig` ``epochs``, ``base_channels``, ``beta``.
-    classifier : {"small", "wide", "densenet"}
-        The cloud's classifier (both sides).
+    classifier : {"small", "wide", "densenet", "vit", "mlp"}
+        The cloud's classifier family (both sides).
+    classifier_options : dict
+        Further :class:`~medcloak.learn.models.ClassifierConfig` fields (e.g. ``patch`` of the ViT).
+    stenosis_task : bool
+        Also train and test both sides on the second task, stenosis present or not (a task that
+        needs detail), when the training frames hold both classes.
     max_epochs, patience, batch_size, lr
         The one :class:`~medcloak.learn.recipe.Recipe` of both trainings.
     n_boot : int
@@ -147,6 +153,8 @@ class StudyConfig:
     vae_channels: int = 16
     vae_beta: float = 1e-3
     classifier: str = "small"
+    classifier_options: dict = field(default_factory=dict)
+    stenosis_task: bool = True
     max_epochs: int = 15
     patience: int = 5
     batch_size: int = 32
@@ -186,6 +194,15 @@ class StudyConfig:
             return f"L={self.levels}, {self.order}"
         opts = ", ".join(f"{k}={v}" for k, v in sorted(self.scheme_options.items()))
         return self.scheme + (f" ({opts})" if opts else "")
+
+    def classifier_config(self):
+        """The cloud's :class:`~medcloak.learn.models.ClassifierConfig` (family + options)."""
+        from medcloak.learn.models import ClassifierConfig
+
+        try:
+            return ClassifierConfig(model=self.classifier, **self.classifier_options)
+        except TypeError as exc:
+            raise MedcloakError(f"'utility.classifier_options': {exc}") from None
 
     def scheme_config(self):
         """The scheme's config object (the paper's VAE settings from the ``[vae]`` table)."""
@@ -332,6 +349,7 @@ def _check(c: StudyConfig) -> None:
         raise bad("vae_preset", f"must be one of {', '.join(VAE_PRESETS)}")
     if c.classifier not in _CLASSIFIERS:
         raise bad("classifier", f"must be one of {', '.join(_CLASSIFIERS)}")
+    c.classifier_config()  # bad classifier options raise here, naming the field
     from medcloak.attacks.base import attack_names
 
     known = attack_names()

@@ -154,32 +154,47 @@ def obfuscate(ctx: Context, folder: Path) -> dict:
 
 
 def utility(ctx: Context, folder: Path) -> dict:
-    """The cloud's classifier on original and on obfuscated frames, one recipe object for both."""
+    """The cloud's classifier on original and on obfuscated frames, one recipe object for both;
+    the view task (LCA vs RCA), then the stenosis task when the data hold both classes."""
     from medcloak.learn.compare import compare, frameset_splits
     from medcloak.learn.recipe import Recipe
 
     c, fs = ctx.config, ctx.data
     recipe = Recipe(max_epochs=c.max_epochs, patience=c.patience, batch_size=c.batch_size, lr=c.lr, seed=c.seed)
-    obf = frameset_splits(fs.with_frames(ctx.obfuscated["obfuscated"]))
-    cmp = compare(frameset_splits(fs), obf, recipe=recipe, model=c.classifier, n_boot=c.n_boot, seed=c.seed,
-                  progress=ctx.progress)
-    assert cmp.original.recipe is cmp.obfuscated.recipe is recipe  # one recipe object for both sides
-    doc = {"recipe": recipe.to_dict(), "classifier": cmp.original.config.to_dict(), "classes": cmp.original.classes,
-           "same_recipe_object": True}
-    for side, res, met in (("original", cmp.original, cmp.metrics_original),
-                           ("obfuscated", cmp.obfuscated, cmp.metrics_obfuscated)):
-        doc[side] = {"metrics": {k: v for k, v in met.items() if k != "prob"}, "history": res.history,
-                     "epochs": res.epochs, "best_epoch": res.best_epoch, "stopped_early": res.stopped_early,
-                     "mean_epoch_seconds": res.mean_epoch_seconds, "total_seconds": res.total_seconds}
+    obf_fs = fs.with_frames(ctx.obfuscated["obfuscated"])
+    tasks = {"view": None}
+    sten = ["stenosis" if v else "none" for v in fs.stenosis]
+    if c.stenosis_task and len(set(np.asarray(sten)[fs.split == "train"].tolist())) == 2:
+        tasks["stenosis"] = sten
+    doc: dict = {"recipe": recipe.to_dict(), "same_recipe_object": True, "tasks": list(tasks)}
+    summary: dict = {}
+    for task, labels in tasks.items():
+        a, b = (x if labels is None else replace(x, labels=labels) for x in (fs, obf_fs))
+        obf = frameset_splits(b)
+        cmp = compare(frameset_splits(a), obf, recipe=recipe, model=c.classifier_config(), n_boot=c.n_boot,
+                      seed=c.seed, progress=ctx.progress)
+        assert cmp.original.recipe is cmp.obfuscated.recipe is recipe  # one recipe object for both sides
+        part = {"classifier": cmp.original.config.to_dict(), "classes": cmp.original.classes}
+        for side, res, met in (("original", cmp.original, cmp.metrics_original),
+                               ("obfuscated", cmp.obfuscated, cmp.metrics_obfuscated)):
+            part[side] = {"metrics": {k: v for k, v in met.items() if k != "prob"}, "history": res.history,
+                          "epochs": res.epochs, "best_epoch": res.best_epoch, "stopped_early": res.stopped_early,
+                          "mean_epoch_seconds": res.mean_epoch_seconds, "total_seconds": res.total_seconds}
+        if task == "view":  # the main task keeps the top level of utility.json (the report reads it there)
+            doc.update(part)
+            for side in ("original", "obfuscated"):
+                met = doc[side]["metrics"]
+                summary[side] = {m: met[m] for m in ("accuracy", "roc_auc", "f1", "precision", "recall") if m in met}
+                summary[side].update(n_test=met["n"], epochs=doc[side]["epochs"], best_epoch=doc[side]["best_epoch"],
+                                     mean_epoch_seconds=doc[side]["mean_epoch_seconds"])
+            summary["epoch_time_ratio"] = cmp.overhead_ratio
+            summary["n_train"], summary["n_val"] = len(obf["train"][1]), len(obf["val"][1])
+        else:
+            doc[task] = part
+            summary[task] = {side: part[side]["metrics"]["accuracy"] for side in ("original", "obfuscated")}
+    if "stenosis" not in tasks:
+        summary["stenosis"] = None
     _write_json(folder / "utility.json", doc)
-    summary = {}
-    for side in ("original", "obfuscated"):
-        met = doc[side]["metrics"]
-        summary[side] = {m: met[m] for m in ("accuracy", "roc_auc", "f1", "precision", "recall") if m in met}
-        summary[side].update(n_test=met["n"], epochs=doc[side]["epochs"], best_epoch=doc[side]["best_epoch"],
-                             mean_epoch_seconds=doc[side]["mean_epoch_seconds"])
-    summary["epoch_time_ratio"] = cmp.overhead_ratio
-    summary["n_train"], summary["n_val"] = len(obf["train"][1]), len(obf["val"][1])
     return summary
 
 

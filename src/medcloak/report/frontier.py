@@ -1,0 +1,211 @@
+"""The comparison report: the privacy-utility frontier of every scheme, and which one to use.
+
+:func:`write_compare_report` writes, into the comparison folder ``OUT``:
+
+``frontier.csv`` / ``frontier.json``
+    one row per setting (:func:`medcloak.study.compare.frontier_rows`): view and stenosis
+    accuracy on obfuscated frames (and on originals, same model family), T0 vessel Dice beside
+    the prior's, the strongest reconstruction attack by SSIM gain and by re-identification;
+``figures/frontier.png``
+    view accuracy against T0 vessel Dice and against the strongest re-identification; stenosis
+    accuracy in a third panel; originals and the no-knowledge prior as anchors; one sample
+    obfuscated frame per setting;
+``report.html``
+    the table with each figure against its bar, a "which scheme" verdict, links to each setting's
+    own study report.
+
+Bars (issue [target]): view accuracy >= 0.90 and within 0.05 of originals; T0 Dice <= 0.30 and
+<= prior + 0.05; every reconstruction attack's SSIM gain over the prior <= 0.05 and re-ID <= 0.10.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from medcloak.io.atomic import atomic_write_bytes, atomic_write_text
+
+__all__ = ["write_compare_report", "frontier_figure", "verdict", "BARS"]
+
+#: The target's bars (issue [target]).
+BARS = {"view_acc": 0.90, "view_gap": 0.05, "t0_dice": 0.30, "t0_over_prior": 0.05, "d_ssim": 0.05, "reid": 0.10}
+
+
+def _num(v) -> float | None:
+    if v is None or v == "":
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def verdict(row: Mapping) -> dict[str, bool | None]:
+    """Each bar of :data:`BARS` for one frontier row: True (met), False (missed) or None (not measured)."""
+    acc, orig, dice, prior = (_num(row.get(k)) for k in ("view_acc", "view_acc_original", "t0_dice", "prior_dice"))
+    d_ssim, reid = _num(row.get("strongest_d_ssim")), _num(row.get("strongest_reid"))
+    out = {
+        "useful": None if acc is None or orig is None else acc >= BARS["view_acc"] and orig - acc <= BARS["view_gap"],
+        "direct view": None if dice is None else dice <= BARS["t0_dice"] and dice <= (prior or 0) + BARS["t0_over_prior"],
+        "reconstruction": None if d_ssim is None else d_ssim <= BARS["d_ssim"],
+        "re-identification": None if reid is None else reid <= BARS["reid"],
+    }
+    out["all"] = all(v is True for v in out.values()) and not row.get("uses_labels")
+    return out
+
+
+def _sample(out: Path, slug: str) -> np.ndarray | None:
+    p = out / "settings" / slug / "stages" / "attacks" / "images.npz"
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            img = np.asarray(z["img_obfuscated"][0], np.float32)
+    except (OSError, KeyError, ValueError):
+        return None
+    lo, hi = float(np.min(img)), float(np.max(img))
+    return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
+def frontier_figure(rows: Sequence[Mapping], out: Path, path: Path) -> Path:
+    """Three panels (view accuracy vs T0 Dice, vs strongest re-ID; stenosis accuracy) and thumbnails."""
+    from matplotlib.figure import Figure
+
+    n = len(rows)
+    fig = Figure(figsize=(16, 5.2 + 1.6 * math.ceil(n / 8)), layout="constrained")
+    grid = fig.add_gridspec(2, 8, height_ratios=[3.2, 1.4 * math.ceil(n / 8)])
+    axes = [fig.add_subplot(grid[0, 0:3]), fig.add_subplot(grid[0, 3:6]), fig.add_subplot(grid[0, 6:8])]
+    colours = {r["label"]: c for r, c in zip(rows, [f"C{i % 10}" for i in range(n)])}
+    for ax, key, xlabel, bar in ((axes[0], "t0_dice", "T0 direct-view vessel Dice (lower = more private)", BARS["t0_dice"]),
+                                 (axes[1], "strongest_reid", "strongest attack: re-identification top-1", BARS["reid"])):
+        ax.axhspan(BARS["view_acc"], 1.02, xmin=0, xmax=1, color="#e8f5e9", zorder=0)
+        ax.axvline(bar, color="#2e7d32", ls="--", lw=1)
+        for r in rows:
+            x, y = _num(r.get(key)), _num(r.get("view_acc"))
+            if x is None or y is None:
+                continue
+            lo, hi = _num(r.get("view_acc_low")), _num(r.get("view_acc_high"))
+            ax.errorbar([x], [y], yerr=[[y - (lo or y)], [(hi or y) - y]], fmt="o", color=colours[r["label"]],
+                        mfc="white" if r.get("uses_labels") else colours[r["label"]], capsize=2, label=r["label"])
+        prior = next((_num(r.get("prior_dice" if key == "t0_dice" else "prior_reid")) for r in rows), None)
+        if prior is not None:
+            ax.axvline(prior, color="grey", lw=1, ls=":")
+            ax.text(prior, 0.42, " prior", color="grey", fontsize=8)
+        orig = [_num(r.get("view_acc_original")) for r in rows if _num(r.get("view_acc_original")) is not None]
+        if orig:
+            ax.axhline(float(np.mean(orig)), color="black", lw=1, ls="-.")
+            ax.text(0.0, float(np.mean(orig)) + 0.01, "originals", fontsize=8)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(0.4, 1.04)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.set_ylabel("view accuracy, obfuscated (95 % CI)", fontsize=9)
+        ax.grid(alpha=0.3)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7, loc="lower right")
+    ax = axes[2]
+    ys = np.arange(n)
+    for i, r in enumerate(rows):
+        a, o = _num(r.get("stenosis_acc")), _num(r.get("stenosis_acc_original"))
+        if a is not None:
+            ax.barh(i, a, color=colours[r["label"]])
+        if o is not None:
+            ax.plot([o], [i], "k|", ms=12)
+    ax.set_yticks(ys, [r["label"] for r in rows], fontsize=7)
+    ax.axvline(0.5, color="grey", ls=":")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("stenosis accuracy (bar: obfuscated; |: originals)", fontsize=9)
+    for i, r in enumerate(rows):
+        img = _sample(out, r["slug"])
+        sub = fig.add_subplot(grid[1, i % 8]) if i < 8 else None
+        if sub is None:
+            break
+        if img is not None:
+            sub.imshow(img if img.ndim == 2 else img.reshape(img.shape[0], -1), cmap="gray", interpolation="nearest")
+        sub.set_title(r["label"], fontsize=7)
+        sub.set_xticks([])
+        sub.set_yticks([])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _f(v, digits: int = 3) -> str:
+    v = _num(v)
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _mark(ok: bool | None) -> str:
+    return "<td>-</td>" if ok is None else ("<td class=good>meets</td>" if ok else "<td class=bad>misses</td>")
+
+
+def write_compare_report(out: Path, config, rows: Sequence[Mapping]) -> Path:
+    """Write ``frontier.csv``, ``frontier.json``, ``figures/frontier.png`` and ``report.html`` in ``out``."""
+    out = Path(out)
+    (out / "figures").mkdir(exist_ok=True)
+    cols = list(rows[0]) if rows else []
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else (json.dumps(r[c]) if isinstance(r[c], list) else r[c]) for c in cols])
+    atomic_write_text(out / "frontier.csv", buf.getvalue())
+    atomic_write_text(out / "frontier.json", json.dumps({"config": config.to_dict(), "bars": BARS, "rows": list(rows)},
+                                                        indent=2, default=str) + "\n")
+    fig = frontier_figure(rows, out, out / "figures" / "frontier.png")
+    import base64
+
+    uri = "data:image/png;base64," + base64.b64encode(fig.read_bytes()).decode()
+    e = html.escape
+    p = ["<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>medcloak comparison</title><style>"
+         "body{font-family:Helvetica,Arial,sans-serif;max-width:1200px;margin:24px auto;color:#1d2330}"
+         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #d5d9e0;padding:4px 7px}"
+         "th{background:#eef0f4}.good{color:#1b5e20;font-weight:600}.bad{color:#b71c1c;font-weight:600}"
+         ".banner{background:#fff6d6;border:2px solid #e0b400;padding:10px}</style></head><body>",
+         f"<h1>medcloak comparison: {e(config.name)}</h1>",
+         f"<p class=banner>Data provenance: <b>{e(config.base.provenance.upper())}</b>, {config.base.n_frames} frames "
+         f"{config.base.size}x{config.base.size}, one shared key for every setting. Obfuscation is not encryption: "
+         "each row says what was measured against which attack.</p>",
+         "<h2>Which scheme</h2>"]
+    good = [r for r in rows if verdict(r)["all"]]
+    if good:
+        p.append("<p class=good>Meets every bar: " + ", ".join(e(r["label"]) for r in good) + ".</p>")
+    else:
+        p.append("<p class=bad>No setting meets every bar of the target (useful AND private against every attack "
+                 "run here).</p>")
+    useful_private = sorted((r for r in rows if verdict(r)["direct view"] is True and _num(r.get("view_acc"))),
+                            key=lambda r: -float(r["view_acc"]))
+    if useful_private:
+        b = useful_private[0]
+        p.append(f"<p>Rule: the highest view accuracy among settings with T0 Dice <= {BARS['t0_dice']}: "
+                 f"<b>{e(b['label'])}</b> (accuracy {_f(b['view_acc'])}, T0 Dice {_f(b['t0_dice'])}).</p>")
+    p.append("<table><tr><th>setting</th><th>scheme</th><th>cloud model</th><th>view acc (orig)</th>"
+             "<th>useful</th><th>stenosis acc (orig)</th><th>T0 Dice (prior)</th><th>direct view</th>"
+             "<th>strongest SSIM attack: SSIM (gain)</th><th>reconstruction</th><th>strongest re-ID</th>"
+             "<th>re-identification</th><th>report</th></tr>")
+    for r in rows:
+        v = verdict(r)
+        p.append(f"<tr><td>{e(r['label'])}{' (uses labels)' if r.get('uses_labels') else ''}</td><td>{e(r['scheme'])} "
+                 f"<code>{e(r['options'])}</code></td><td>{e(r['classifier'])}</td>"
+                 f"<td>{_f(r['view_acc'])} [{_f(r['view_acc_low'])}, {_f(r['view_acc_high'])}] "
+                 f"({_f(r['view_acc_original'])})</td>{_mark(v['useful'])}"
+                 f"<td>{_f(r['stenosis_acc'])} ({_f(r['stenosis_acc_original'])})</td>"
+                 f"<td>{_f(r['t0_dice'])} ({_f(r['prior_dice'])})</td>{_mark(v['direct view'])}"
+                 f"<td>{e(str(r.get('strongest_ssim_attack') or '-'))}: {_f(r['strongest_ssim'])} "
+                 f"({_f(r['strongest_d_ssim'])})</td>{_mark(v['reconstruction'])}"
+                 f"<td>{e(str(r.get('strongest_reid_attack') or '-'))}: {_f(r['strongest_reid'])}</td>"
+                 f"{_mark(v['re-identification'])}<td><a href='settings/{e(r['slug'])}/report.html'>study</a></td></tr>")
+    p.append("</table>")
+    p.append(f"<p>Bars: view accuracy >= {BARS['view_acc']} and within {BARS['view_gap']} of originals; T0 Dice <= "
+             f"{BARS['t0_dice']} and <= prior + {BARS['t0_over_prior']}; strongest reconstruction SSIM gain over the "
+             f"prior <= {BARS['d_ssim']}; re-identification top-1 <= {BARS['reid']}. A row counts only with the "
+             "attacks listed in its study report; a scheme's row means little until the attack made for it ran.</p>")
+    p.append(f"<figure><img src='{uri}' style='max-width:100%'><figcaption>The frontier: each point one setting "
+             "(hollow: fitted with task labels); the green band is the utility bar, the dashed line the privacy "
+             "bar, the dotted line the no-knowledge prior, the dash-dot line the originals' accuracy.</figcaption>"
+             "</figure></body></html>")
+    atomic_write_text(out / "report.html", "\n".join(p) + "\n")
+    return out / "report.html"

@@ -1,0 +1,227 @@
+"""Every scheme and setting through the same study: :func:`run_compare` and its presets.
+
+A comparison is a base :class:`~medcloak.study.config.StudyConfig` (data, recipe, attacker
+budget) and a list of :class:`Setting` s (a scheme, its options, the cloud's model family). Each
+setting runs as one cached study in ``OUT/settings/<slug>`` with ONE shared key
+(``OUT/secret/key.json`` or ``--key``), so every setting sees the same frames, split, recipe
+and attackers, and a rerun skips what is done. The rows of every setting's ``metrics.json`` are
+then read into one table (:func:`frontier_rows`) and :mod:`medcloak.report.frontier` draws the
+frontier and writes ``OUT/report.html``.
+
+Presets (:data:`COMPARE_PRESETS`):
+
+``demo``
+    the demo study's data (64 px, 384 frames) with a lighter attacker (150-step U-Nets), over
+    the paper's scheme at 256 and 16 levels, the map alone at 16 levels, and every other
+    registered scheme in a setting its cloud model can learn.
+``tiny``
+    two settings on the ``tiny`` study: for tests.
+
+A TOML file (``--preset FILE``): ``base`` (a study preset name) with optional study tables as in
+:func:`medcloak.study.config.load_config`, then ``[[setting]]`` tables with ``label``, ``scheme``,
+``options`` (inline table), ``classifier`` and ``classifier_options``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from medcloak.errors import MedcloakError
+from medcloak.study.config import SECTIONS, StudyConfig, preset
+
+__all__ = ["Setting", "CompareConfig", "COMPARE_PRESETS", "compare_preset", "load_compare", "run_compare",
+           "frontier_rows", "PAPER_FIELDS"]
+
+#: Options of the paper's scheme that are study fields (the rest of its config comes from ``[vae]``).
+PAPER_FIELDS = ("levels", "order", "latent")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the frontier: a scheme with options and the cloud's model family for it."""
+
+    label: str
+    scheme: str = "paper"
+    options: dict = field(default_factory=dict)
+    classifier: str = "small"
+    classifier_options: dict = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        """A folder name made of the label."""
+        return re.sub(r"[^A-Za-z0-9_.+-]+", "-", self.label).strip("-") or "setting"
+
+    def study_config(self, base: StudyConfig) -> StudyConfig:
+        """``base`` with this setting's scheme, options and classifier."""
+        common = {"name": self.label, "scheme": self.scheme, "classifier": self.classifier,
+                  "classifier_options": dict(self.classifier_options)}
+        if self.scheme == "paper":
+            bad = sorted(set(self.options) - set(PAPER_FIELDS))
+            if bad:
+                raise MedcloakError(f"setting {self.label!r}: the paper scheme takes {', '.join(PAPER_FIELDS)} "
+                                    f"here (VAE settings come from the base), not {', '.join(bad)}")
+            return replace(base, scheme_options={}, **common, **self.options)
+        return replace(base, scheme_options=dict(self.options), **common)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """A base study and the settings compared on it."""
+
+    name: str
+    base: StudyConfig
+    settings: tuple[Setting, ...]
+
+    def __post_init__(self) -> None:
+        if not self.settings:
+            raise MedcloakError("a comparison needs at least one setting")
+        slugs = [s.slug for s in self.settings]
+        if len(set(slugs)) != len(slugs):
+            raise MedcloakError(f"setting labels must differ (folder names {slugs})")
+        for s in self.settings:
+            s.study_config(self.base)  # validates every setting up front
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "base": self.base.to_dict(),
+                "settings": [s.__dict__ | {"slug": s.slug} for s in self.settings]}
+
+
+def _demo_settings() -> tuple[Setting, ...]:
+    from medcloak.obfuscation.scheme import scheme_names
+
+    out = [Setting("paper L256", "paper", {"levels": 256}),
+           Setting("paper L16", "paper", {"levels": 16}),
+           Setting("map only L16", "paper", {"levels": 16, "order": "map-only"})]
+    extra = {
+        "blockwise": [Setting("blockwise p8", "blockwise", {"block": 8}, "vit", {"patch": 8})],
+        "randenc": [Setting("randenc p8", "randenc", {"patch": 8}, "vit", {"tokens": True, "position": "none"})],
+        "pixelate": [Setting("pixelate b8", "pixelate", {"block": 8}, "mlp"),
+                     Setting("pixelate b8 eps1", "pixelate", {"block": 8, "epsilon": 1.0}, "mlp")],
+        "blur": [Setting("blur s2", "blur", {"sigma": 2.0})],
+        "svd": [Setting("svd", "svd", {}, "mlp")],
+    }
+    for name, settings in extra.items():
+        if name in scheme_names():
+            out += settings
+    return tuple(out)
+
+
+def compare_preset(name: str) -> CompareConfig:
+    """The comparison preset ``name`` (``demo`` or ``tiny``)."""
+    if name == "demo":
+        base = replace(preset("demo"), name="compare-demo", attack_steps=150, t0_steps=300, n_attacker=128,
+                       t1_n=(10, 50), reader_frames=6)
+        return CompareConfig("demo", base, _demo_settings())
+    if name == "tiny":
+        base = replace(preset("tiny"), threats=("T0", "T1", "T4"))
+        return CompareConfig("tiny", base, (Setting("paper L256", "paper", {"levels": 256}),
+                                            Setting("map only L16", "paper", {"levels": 16, "order": "map-only"})))
+    raise MedcloakError(f"unknown comparison preset {name!r}; choose {', '.join(COMPARE_PRESETS)} or a .toml file")
+
+
+COMPARE_PRESETS = ("demo", "tiny")
+
+
+def load_compare(preset_or_path: str | os.PathLike) -> CompareConfig:
+    """A comparison preset by name, or a TOML file (see the module docstring)."""
+    text = os.fspath(preset_or_path)
+    if text in COMPARE_PRESETS:
+        return compare_preset(text)
+    path = Path(text)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MedcloakError(f"unknown comparison preset {text!r}; choose {', '.join(COMPARE_PRESETS)} or a "
+                            ".toml file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise MedcloakError(f"cannot read the comparison file ({exc})", path) from None
+    base = preset(str(doc.get("base", "demo")))
+    changes = {}
+    for table, keys in SECTIONS.items():
+        for key, value in (doc.get(table) or {}).items():
+            if key not in keys:
+                raise MedcloakError(f"unknown key '{table}.{key}'", path)
+            changes[keys[key]] = value
+    settings = []
+    for i, s in enumerate(doc.get("setting") or []):
+        unknown = sorted(set(s) - {"label", "scheme", "options", "classifier", "classifier_options"})
+        if unknown or "label" not in s:
+            raise MedcloakError(f"setting {i + 1}: needs a label; unknown key(s) {', '.join(unknown) or '-'}", path)
+        settings.append(Setting(**s))
+    try:
+        return CompareConfig(str(doc.get("name", path.stem)), replace(base, **changes), tuple(settings))
+    except MedcloakError as exc:
+        raise MedcloakError(exc.reason, path) from None
+
+
+def frontier_rows(out: str | os.PathLike, config: CompareConfig) -> list[dict]:
+    """One row per setting from its study's ``metrics.json`` (see :mod:`medcloak.report.frontier`)."""
+    from medcloak.obfuscation.scheme import get_scheme
+
+    rows = []
+    for s in config.settings:
+        m = json.loads((Path(out) / "settings" / s.slug / "metrics.json").read_text(encoding="utf-8"))
+        u, attacks = m["utility"], m["attacks"]["rows"]
+        recon = [r for r in attacks if r.get("ssim") is not None and r["threat"] not in ("obfuscated", "prior")]
+        by_ssim = max(recon, key=lambda r: r.get("d_ssim") or -9, default=None)
+        by_reid = max(recon, key=lambda r: r.get("reid_top1") or -9, default=None)
+        t0 = next((r for r in attacks if r["threat"] == "T0"), None)
+        prior = next((r for r in attacks if r["threat"] == "prior"), {})
+        st = u.get("stenosis") or {}
+        rows.append({
+            "label": s.label, "slug": s.slug, "scheme": s.scheme, "options": json.dumps(s.options, sort_keys=True),
+            "classifier": s.classifier, "uses_labels": bool(get_scheme(s.scheme).uses_labels),
+            "view_acc_original": u["original"]["accuracy"]["value"],
+            "view_acc": u["obfuscated"]["accuracy"]["value"],
+            "view_acc_low": u["obfuscated"]["accuracy"]["ci_low"], "view_acc_high": u["obfuscated"]["accuracy"]["ci_high"],
+            "stenosis_acc_original": (st.get("original") or {}).get("accuracy", {}).get("value"),
+            "stenosis_acc": (st.get("obfuscated") or {}).get("accuracy", {}).get("value"),
+            "t0_dice": None if t0 is None else t0.get("vessel_dice"),
+            "prior_dice": prior.get("vessel_dice"), "prior_ssim": prior.get("ssim"),
+            "prior_reid": prior.get("reid_top1"),
+            "ssim_obfuscated": m["obfuscation"].get("test_ssim_original_obfuscated"),
+            "strongest_ssim_attack": None if by_ssim is None else f"{by_ssim['threat']} {by_ssim.get('variant') or ''}".strip(),
+            "strongest_ssim": None if by_ssim is None else by_ssim.get("ssim"),
+            "strongest_d_ssim": None if by_ssim is None else by_ssim.get("d_ssim"),
+            "strongest_reid_attack": None if by_reid is None else f"{by_reid['threat']} {by_reid.get('variant') or ''}".strip(),
+            "strongest_reid": None if by_reid is None else by_reid.get("reid_top1"),
+            "threats_run": sorted({r["threat"] for r in attacks} - {"obfuscated", "prior"}),
+        })
+    return rows
+
+
+def run_compare(config: CompareConfig, out: str | os.PathLike, *, force: bool = False, progress: bool = True,
+                key_file: str | os.PathLike | None = None) -> Path:
+    """Run (or resume) every setting's study in ``OUT/settings/`` and write the comparison report.
+
+    Returns
+    -------
+    Path
+        ``OUT/report.html``.
+    """
+    from medcloak.keys import Key
+    from medcloak.report.frontier import write_compare_report
+    from medcloak.study.run import run_study
+
+    out = Path(out)
+    try:
+        (out / "secret").mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(out / "secret", 0o700)
+    except OSError as exc:
+        raise MedcloakError(f"cannot create the comparison folder: {exc.strerror}", out) from None
+    if key_file is None:
+        key_file = out / "secret" / "key.json"
+        if not Path(key_file).exists():
+            Key.generate().save(key_file)
+    for i, s in enumerate(config.settings, 1):
+        if progress:
+            print(f"[compare] setting {i}/{len(config.settings)}: {s.label}", flush=True)
+        run_study(s.study_config(config.base), out / "settings" / s.slug, force=force, progress=progress,
+                  key_file=key_file)
+    rows = frontier_rows(out, config)
+    return write_compare_report(out, config, rows)
