@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from medcloak.cli._app import app
-from medcloak.errors import MedcloakError
+from medcloak.errors import MedcloakError, printable
 
 __all__ = ["train", "predict"]
 
@@ -121,7 +121,7 @@ def predict(
         typer.echo(format_predictions(rows), nl=False)
     failed = [r for r in rows if r["error"]]
     for r in failed:
-        typer.secho(f"failed: {r['error']}", fg="red", err=True)
+        typer.secho(f"failed: {printable(r['error'])}", fg="red", err=True)
     n_ok = len(rows) - len(failed)
     typer.echo(f"{n_ok} frames predicted, {len(failed)} files failed"
                + (f"; obfuscated with key {obf.key.short_fingerprint}" if obf is not None else "")

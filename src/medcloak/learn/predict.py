@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from medcloak.device import model_device
-from medcloak.errors import MedcloakError
+from medcloak.errors import MedcloakError, printable
 from medcloak.io.atomic import atomic_write_text
 
 __all__ = ["predict_proba", "predict_files", "format_predictions", "write_predictions", "PREDICTION_COLUMNS"]
@@ -135,7 +135,9 @@ def format_predictions(rows: list[dict]) -> str:
     w.writerow(PREDICTION_COLUMNS)
     for r in rows:
         prob = r["probability"]
-        w.writerow([r["path"], r["frame"], r["label"], f"{prob:.6f}" if isinstance(prob, float) else prob, r["error"]])
+        # file names that are not UTF-8 are written as escaped text (\xNN), so the CSV is always written
+        w.writerow([printable(r["path"]), r["frame"], r["label"], f"{prob:.6f}" if isinstance(prob, float) else prob,
+                    printable(r["error"])])
     return buf.getvalue()
 
 
