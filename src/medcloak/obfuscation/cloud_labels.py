@@ -46,19 +46,20 @@ def check_hospital_labels(labels: str | os.PathLike, *, allow_duplicates: bool =
     return [str(w.message) for w in caught]
 
 
-def _outputs_by_input(summary) -> dict[str, list[str]]:
-    """Input relpath -> output relpaths of every item whose latest record is ok."""
+def _outputs_by_input(summary) -> dict[str, tuple[list[str], int]]:
+    """Input relpath -> (output relpaths, frame count) of every item whose latest record is ok."""
     from medcloak.obfuscation.batch import read_batch_manifest
 
     latest: dict[str, dict] = {}
     if summary.names is not None:
         for rec in read_batch_manifest(summary.names):
             latest[rec.get("input")] = rec
-        return {rel: [o["output"] for o in rec.get("outputs") or []]
+        return {rel: ([o["output"] for o in rec.get("outputs") or []], int(rec.get("frames") or 0))
                 for rel, rec in latest.items() if rec.get("status") == "ok"}
     for rec in read_batch_manifest(summary.manifest):
         latest[rec.get("input")] = rec
-    return {rel: list(rec.get("outputs") or []) for rel, rec in latest.items() if rec.get("status") == "ok"}
+    return {rel: (list(rec.get("outputs") or []), int(rec.get("frames") or 0))
+            for rel, rec in latest.items() if rec.get("status") == "ok"}
 
 
 def write_cloud_labels(labels: str | os.PathLike, in_path: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -96,8 +97,7 @@ def write_cloud_labels(labels: str | os.PathLike, in_path: str | os.PathLike, ou
     in_path = Path(in_path)
     in_root = Path(os.path.abspath(in_path if in_path.is_dir() else in_path.parent))
     outputs = _outputs_by_input(summary)
-    dicom = str(getattr(summary, "fmt", "")) == "dicom" or any(
-        o.endswith(".dcm") for outs in outputs.values() for o in outs)
+    dicom = str(getattr(summary, "fmt", "")) == "dicom"
     rows, dropped = [], 0
     for rec in man.records:
         full = Path(os.path.abspath(man.root / rec.path))
@@ -106,18 +106,21 @@ def write_cloud_labels(labels: str | os.PathLike, in_path: str | os.PathLike, ou
         except ValueError:
             dropped += 1
             continue
-        outs = outputs.get(rel)
+        outs, n_frames = outputs.get(rel, ([], 0))
         frame_text = (rec.extra.get("frame") or "").strip()
-        try:
-            frame = int(frame_text) if frame_text else 0
-        except ValueError:
-            raise MedcloakError(f"frame '{frame_text}' of '{rec.path}' is not an integer", csv_path) from None
-        if not outs or (not dicom and not 0 <= frame < len(outs)):
+        if n_frames == 1:
+            frame = 0  # a single image, whatever 'frame' says (as load_split reads it)
+        else:
+            try:
+                frame = int(frame_text) if frame_text else -1
+            except ValueError:
+                raise MedcloakError(f"frame '{frame_text}' of '{rec.path}' is not an integer", csv_path) from None
+        if not outs or not 0 <= frame < n_frames:
             dropped += 1
             continue
         pid = key.pseudonym("patient", rec.patient_id)
         if dicom:
-            rows.append([outs[0], rec.label, pid, rec.split, str(frame)])
+            rows.append([outs[0], rec.label, pid, rec.split, str(frame) if n_frames > 1 else ""])
         else:
             rows.append([outs[frame], rec.label, pid, rec.split])
     if not rows:
