@@ -162,6 +162,18 @@ def test_names_file_must_stay_outside_the_cloud_folder(tmp_path, key_file, capsy
     assert main(cli(src, tmp_path / "out", "--key", key_file, "--names", tmp_path / "out" / "map.jsonl")) == 2
     assert "must stay at the hospital" in one_line_error(capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+    precious = tmp_path / "labels.csv"  # a --names typo must not replace another file
+    precious.write_text("path,label\n")
+    assert main(cli(src, tmp_path / "out", "--key", key_file, "--names", precious)) == 2
+    assert "not a medcloak names file" in one_line_error(capsys.readouterr().err)
+    assert precious.read_text() == "path,label\n"
+    # a names file of an output folder that was deleted is replaced by a fresh one
+    assert main(cli(src, tmp_path / "out", "--key", key_file)) == 0
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    assert main(cli(src, tmp_path / "out", "--key", key_file)) == 0
+    assert len(read_batch_manifest(tmp_path / "out.names.jsonl")) == 1
 
 
 # ------------------------------------------------------------------------- 2. the cloud step

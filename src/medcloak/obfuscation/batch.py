@@ -562,7 +562,16 @@ def obfuscate_tree(
     latest = {rec.get(rec_id): rec for rec in previous}
     names_latest: dict = {}
     if names_path is not None:
+        if names_path.exists() and not names_path.is_file():
+            raise MedcloakError("the names file path exists and is not a file", names_path)
         if fresh and names_path.exists():
+            try:
+                old = read_batch_manifest(names_path)
+            except MedcloakError:
+                old = [{}]
+            if any("item" not in rec or "input" not in rec for rec in old):
+                raise MedcloakError("exists and is not a medcloak names file; refusing to replace it (choose "
+                                    "another --names)", names_path)
             try:
                 names_path.unlink()  # a names file of an output folder that is gone
             except OSError as exc:
