@@ -478,6 +478,25 @@ def test_long_and_non_utf8_names(tmp_path, key_file, capsys):
     assert format_predictions(rows).count("\n") == 2
 
 
+def test_predict_out_with_a_non_utf8_name_still_writes_the_csv(tmp_path, capsys):
+    from medcloak.learn.models import build_classifier, save_classifier
+
+    model_dir = tmp_path / "clf"
+    save_classifier(model_dir, build_classifier("small", seed=0), classes=["LCA", "RCA"], image_size=(16, 16))
+    src = tmp_path / "new"
+    src.mkdir()
+    write_png(os.fsdecode(os.path.join(os.fsencode(src), b"M\xfcller.png")), np.zeros((16, 16)))
+    write_png(src / "plain.png", np.ones((16, 16)))
+    (src / os.fsdecode(b"bad\xff.png")).write_text("no image")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(model_dir), str(src), "--out", str(out), "--no-progress"]) == 1
+    log = capsys.readouterr()
+    assert "Traceback" not in log.err and "bad\\xff.png" in log.err
+    text = out.read_text(encoding="utf-8")
+    assert "M\\xfcller.png" in text and "plain.png" in text and "bad\\xff.png" in text
+    assert text.count("\n") == 4  # header + 2 predictions + 1 error row
+
+
 def test_unreadable_subfolder_is_reported_and_skipped(tmp_path, key_file, capsys, monkeypatch):
     src = tmp_path / "in"
     write_png(src / "a" / "x.png", np.zeros((8, 8)))
