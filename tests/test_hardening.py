@@ -517,6 +517,8 @@ def test_unreadable_subfolder_is_reported_and_skipped(tmp_path, key_file, capsys
     log = capsys.readouterr()
     assert "done 2, skipped 0, failed 1 (of 3 files)" in log.out and "locked" in log.err
     assert "Traceback" not in log.err
+    bad = [r for r in read_batch_manifest(tmp_path / "out" / "manifest.jsonl") if r["status"] == "error"]
+    assert len(bad) == 1 and bad[0]["error"] == f"<item {bad[0]['item']}>: cannot list folder (Permission denied)"
 
 
 # ---------------------------------------------------------------------------------- 7. labels

@@ -586,11 +586,11 @@ def obfuscate_tree(
         raise MedcloakError("the output folder is not writable", out_dir)
     _remove_stale_tmp(out_dir)
 
-    walk_errors: list[tuple[str, str]] = []
+    walk_errors: list[tuple[str, str, str]] = []
     if in_path.is_dir():
         rels = [p.relative_to(in_root).as_posix()
                 for p in iter_inputs(in_path, on_error=lambda p, why: walk_errors.append(
-                    (Path(p).relative_to(in_root).as_posix(), f"{p}: {why}")))]
+                    (Path(p).relative_to(in_root).as_posix(), f"{p}: {why}", why)))]
     else:
         rels = [in_path.name]
     stems = keep_name_stems(rels) if keep_names else {}
@@ -616,8 +616,8 @@ def obfuscate_tree(
                 "status": "error", "error": full, "reason": reason, "warning": None}
 
     def tasks() -> Iterator[list[tuple[str, OutputSpec, str]]]:
-        for rel, full in walk_errors:
-            record(error_result(rel, "", full, full))
+        for rel, full, why in walk_errors:
+            record(error_result(rel, "", full, why))
         task: list[tuple[str, OutputSpec, str]] = []
         for rel in rels:
             try:
