@@ -599,12 +599,13 @@ def obfuscate_tree(
               "medcloak_version": __version__, "format": fmt, "naming": naming}
     bar = tqdm(total=summary.total, unit="file", desc="obfuscate", file=sys.stderr, disable=not progress)
 
-    # output name -> (item id, rel, input sha) of the item that holds it, to catch any collision
-    claimed: dict[str, tuple[str, str, str]] = {}
+    # output name -> (item id, rel, input sha, "done" | "skipped" | "") of the item that holds it,
+    # to catch any collision (rel is empty for an item of an earlier run not seen in this one)
+    claimed: dict[str, tuple[str, str, str, str]] = {}
     for ident_, rec in latest.items():
         if rec.get("status") == "ok":
             for name in rec.get("outputs") or []:
-                claimed[name] = (ident_, "", "")
+                claimed[name] = (ident_, "", "", "")
 
     def spec_of(rel: str) -> OutputSpec:
         return OutputSpec(rel=rel, fmt=fmt, key=None if keep_names else key, stem=stems.get(rel, ""),
@@ -633,7 +634,7 @@ def obfuscate_tree(
             if _finished(latest.get(ident(rel)), in_sha, out_dir, names_latest.get(ident(rel)) if not keep_names else None):
                 summary.skipped += 1
                 for name in latest[ident(rel)].get("outputs") or []:
-                    claimed[name] = (ident(rel), rel, in_sha)
+                    claimed[name] = (ident(rel), rel, in_sha, "skipped")
                 bar.update(1)
                 continue
             task.append((rel, spec_of(rel), in_sha))
@@ -677,20 +678,23 @@ def obfuscate_tree(
             rel, ident_, outs = res["input"], ident(res["input"]), list(res["outputs"])
             clash = [(n, claimed[n]) for n in res["outputs"] if n in claimed and claimed[n][0] != ident_]
             if clash:
-                name, (other_id, other_rel, other_sha) = clash[0]
+                name, (other_id, other_rel, other_sha, counted) = clash[0]
                 why = f"output name {name} is also the output of another input"
                 res = error_result(rel, res["input_sha256"], f"{in_root / rel}: {why} ({other_rel or other_id}); "
                                    "both are marked failed", why)
                 if other_rel:  # the other item's file was overwritten: it is not finished either
                     write_record(error_result(other_rel, other_sha, f"{in_root / other_rel}: {why} ({rel})", why))
                     summary.failed += 1
-                    summary.done -= 1
+                    if counted == "done":
+                        summary.done -= 1
+                    elif counted == "skipped":
+                        summary.skipped -= 1
                     summary.errors.append((other_rel, f"{in_root / other_rel}: {why} ({rel})"))
                 for n in outs:
                     claimed.pop(n, None)
             else:
                 for n in res["outputs"]:
-                    claimed[n] = (ident_, rel, res["input_sha256"])
+                    claimed[n] = (ident_, rel, res["input_sha256"], "done")
         write_record(res)
         if res["status"] == "ok":
             summary.done += 1
