@@ -41,6 +41,23 @@ def key_file(tmp_path):
     return path
 
 
+@pytest.fixture
+def fifo_guard():
+    """A timeout guard for in-process tests that create a FIFO: a regression fails, never hangs."""
+    import signal
+
+    def expired(signum, frame):
+        raise TimeoutError("blocked on a FIFO for 60 s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def cli(*args) -> list[str]:
     return ["obfuscate", *map(str, args), "--no-progress"]
 
@@ -321,7 +338,7 @@ def test_obfuscate_max_pixels_option(tmp_path, key_file, capsys):
     assert "failed 1 (of 2 files)" in log.out and "large.png" in log.err and "limit" in log.err
 
 
-def test_model_files_are_checked_and_capped(tmp_path, key_file, capsys, monkeypatch):
+def test_model_files_are_checked_and_capped(tmp_path, key_file, capsys, monkeypatch, fifo_guard):
     from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
 
     src = tmp_path / "in"
@@ -375,7 +392,7 @@ def _run_cli(args, timeout=120):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-def test_fifo_and_devices_are_refused_not_read(tmp_path, key_file):
+def test_fifo_and_devices_are_refused_not_read(tmp_path, key_file, fifo_guard):
     src = tmp_path / "in"
     write_png(src / "ok.png", np.zeros((8, 8)))
     os.mkfifo(src / "pipe.png")
@@ -478,7 +495,7 @@ def test_long_and_non_utf8_names(tmp_path, key_file, capsys):
     assert format_predictions(rows).count("\n") == 2
 
 
-def test_predict_out_with_a_non_utf8_name_still_writes_the_csv(tmp_path, capsys):
+def test_predict_out_with_a_non_utf8_name_still_writes_the_csv(tmp_path, capsys, fifo_guard):
     from medcloak.learn.models import build_classifier, save_classifier
 
     model_dir = tmp_path / "clf"
@@ -488,13 +505,16 @@ def test_predict_out_with_a_non_utf8_name_still_writes_the_csv(tmp_path, capsys)
     write_png(os.fsdecode(os.path.join(os.fsencode(src), b"M\xfcller.png")), np.zeros((16, 16)))
     write_png(src / "plain.png", np.ones((16, 16)))
     (src / os.fsdecode(b"bad\xff.png")).write_text("no image")
+    os.mkfifo(src / "pipe.png")  # reported as a failed row, never opened
     out = tmp_path / "pred.csv"
     assert main(["predict", str(model_dir), str(src), "--out", str(out), "--no-progress"]) == 1
     log = capsys.readouterr()
-    assert "Traceback" not in log.err and "bad\\xff.png" in log.err
+    assert "Traceback" not in log.err and "bad\\xff.png" in log.err and "pipe.png" in log.err
     text = out.read_text(encoding="utf-8")
     assert "M\\xfcller.png" in text and "plain.png" in text and "bad\\xff.png" in text
-    assert text.count("\n") == 4  # header + 2 predictions + 1 error row
+    assert text.count("\n") == 5  # header + 2 predictions + 2 error rows
+    assert main(["predict", str(model_dir), str(src / "pipe.png"), "--no-progress"]) == 2
+    assert "not a regular file" in one_line_error(capsys.readouterr().err)
 
 
 def test_unreadable_subfolder_is_reported_and_skipped(tmp_path, key_file, capsys, monkeypatch):

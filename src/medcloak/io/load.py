@@ -177,6 +177,8 @@ def iter_inputs(root: str | os.PathLike, *, on_error: Callable[[Path, str], None
         yield base
         return
     if not base.is_dir():
+        if base.exists():
+            check_regular_file(base)  # a FIFO or a device: refused, never opened
         raise MedcloakError("no such file or folder", base)
 
     def walk(folder: Path) -> Iterator[Path]:

@@ -109,8 +109,13 @@ def predict_files(
         raise MedcloakError(
             f"the obfuscator works on {obfuscator.input_size[0]}x{obfuscator.input_size[1]} frames but the "
             f"classifier on {size[0]}x{size[1]}", model_dir)
-    files = [p for root in inputs for p in iter_inputs(root)]
     rows: list[dict] = []
+
+    def skipped(path, why: str) -> None:  # an unlistable subfolder or a FIFO: reported, the rest goes on
+        rows.append({"path": os.fspath(path), "frame": "", "label": "", "probability": "",
+                     "error": f"{os.fspath(path)}: {why}"})
+
+    files = [p for root in inputs for p in iter_inputs(root, on_error=skipped)]
     for path in tqdm(files, disable=not progress, file=sys.stderr, unit="file", desc="predict"):
         try:
             frames = read_frames(path)
