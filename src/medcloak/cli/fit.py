@@ -31,6 +31,10 @@ def fit(
                                    "reconstructions are compared to (e.g. 'clean'); default the frames."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUT."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    allow_duplicates: bool = typer.Option(False, "--allow-duplicates",
+                                          help="labels.csv: warn, not fail, when an image is listed twice."),
+    allow_split_leak: bool = typer.Option(False, "--allow-split-leak",
+                                          help="labels.csv: warn, not fail, when a patient is in two splits."),
 ) -> None:
     """Fit the obfuscator's VAE on a dataset's train split and save it, bound to the key.
 
@@ -51,7 +55,13 @@ def fit(
                  if v is not None}
     config = ObfuscationConfig(levels=levels, out_levels=out_levels, order=order, latent=latent, image_size=size,
                                vae=replace(vae_preset(preset), **overrides))
-    manifest = read_manifest(dataset)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = read_manifest(dataset, allow_duplicates=allow_duplicates, allow_split_leak=allow_split_leak)
+    for w in caught:
+        typer.secho(f"warning: {w.message}", fg="yellow", err=True)
     train = load_split(manifest, "train", size=size)
     if len(train) == 0:
         raise MedcloakError("the dataset has no 'train' split rows", manifest.root / "labels.csv")
