@@ -1,4 +1,4 @@
-"""medcloak obfuscate: mirrored outputs, manifest, resume after kill -9, refusals, bad files, no secrets."""
+"""medcloak obfuscate: pseudonymous (or kept) outputs, manifest, resume after kill -9, refusals, bad files, no secrets."""
 
 import base64
 import json
@@ -20,6 +20,7 @@ from medcloak.io.images import write_npy, write_png
 from medcloak.io.load import read_frames
 from medcloak.keys import Key
 from medcloak.obfuscation.batch import obfuscate_tree, read_batch_manifest
+from medcloak.obfuscation.naming import item_id, pseudonym_name
 from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
 from medcloak.obfuscation.vae import VAEConfig
 
@@ -74,21 +75,35 @@ def test_map_only_run_manifest_bad_file_and_resume(tmp_path, capsys):
     assert "bad.png" in log.err
     assert snapshot(src) == before  # inputs untouched: bytes and mtimes
 
+    k = Key(SECRET1)
     files = set(outputs(out))
-    assert {"a/img001.png", "b/deep/img000.png", "b/cine_f0000.png", "b/cine_f0002.png",
-            "a/same_png.png", "a/same_npy.png", "c/scan_f0000.png", "c/scan_f0001.png"} <= files
-    assert not any("bad" in f for f in files) and len(files) == 6 + 3 + 2 + 2
+    expect = {pseudonym_name(k, rel, i, "png"): (rel, i) for rel, n in
+              [("a/img001.png", 1), ("a/img003.png", 1), ("a/img005.png", 1), ("b/deep/img000.png", 1),
+               ("b/deep/img002.png", 1), ("b/deep/img004.png", 1), ("b/cine.npy", 3), ("a/same.png", 1),
+               ("a/same.npy", 1), ("c/scan.dcm", 2)] for i in range(n)}
+    assert files == set(expect)  # one pseudonymous output per frame, nothing else in OUT but the manifest
+    assert all(len(f.split("/")) == 2 and f.split("/")[0] == f.split("/")[1][:2] for f in files)
+    for blob_name in files:  # nothing of the input names in the cloud-side names
+        assert not any(w in blob_name for w in ("img", "cine", "same", "scan", "deep"))
     recs = read_batch_manifest(out / "manifest.jsonl")
     assert len(recs) == 11
     bad = [r for r in recs if r["status"] == "error"]
-    assert len(bad) == 1 and bad[0]["input"] == "b/bad.png" and "bad.png" in bad[0]["error"]
-    k = Key(SECRET1)
+    assert len(bad) == 1 and bad[0]["item"] == item_id(k, "b/bad.png")
+    assert "bad" not in bad[0]["error"] and str(src) not in bad[0]["error"] and "<item " in bad[0]["error"]
     for r in recs:
         assert r["key_fingerprint"] == k.fingerprint and r["format"] == "png" and r["medcloak_version"]
-        assert set(r) >= {"input", "input_sha256", "outputs", "output_sha256", "model_fingerprint", "status", "error"}
-    ok = next(r for r in recs if r["input"] == "b/cine.npy")
+        assert set(r) >= {"item", "outputs", "output_sha256", "model_fingerprint", "status", "error"}
+        assert "input" not in r and "input_sha256" not in r and r["naming"] == "pseudonym"
+    ok = next(r for r in recs if r["item"] == item_id(k, "b/cine.npy"))
     assert ok["frames"] == 3 and len(ok["outputs"]) == 3 == len(ok["output_sha256"])
-    img = read_frames(out / "a" / "img001.png")[0].pixels
+    # the hospital-side map lives beside OUT, not in it, and maps every output back
+    names = read_batch_manifest(tmp_path / "out.names.jsonl")
+    assert not list(out.rglob("*.names.jsonl")) and (tmp_path / "out.names.jsonl").stat().st_mode & 0o077 == 0
+    back = {o["output"]: (n["input"], o["frame"]) for n in names for o in n["outputs"]}
+    assert back == expect
+    nbad = next(n for n in names if n["input"] == "b/bad.png")
+    assert nbad["status"] == "error" and "bad.png" in nbad["error"]
+    img = read_frames(out / pseudonym_name(k, "a/img001.png", 0, "png"))[0].pixels
     assert img.shape == (24, 24) and np.unique(img).size > 50  # native size, many levels
 
     first = outputs(out)
@@ -167,7 +182,7 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
     assert resumed.returncode == 1, resumed.stderr
     assert f"skipped {n_before - 1}" in resumed.stdout or f"skipped {n_before}" in resumed.stdout
     assert outputs(out) == outputs(ref)  # same names, byte-identical, no temporary files left
-    latest = {r["input"]: r for r in read_batch_manifest(manifest)}
+    latest = {r["item"]: r for r in read_batch_manifest(manifest)}
     assert len(latest) == 305 and sum(r["status"] == "ok" for r in latest.values()) == 304
 
 
@@ -183,13 +198,13 @@ def test_vae_model_dicom_output(tmp_path):
     s = obfuscate_tree(src, out, key=key, model_dir=model, fmt="dicom", progress=False)
     assert (s.done, s.failed, s.skipped, s.total) == (6, 1, 0, 7) and not s.ok and not s.map_only
     assert s.model_fingerprint == obf.model_fingerprint
-    cine = read_frames(out / "b" / "cine.dcm")
+    cine = read_frames(out / pseudonym_name(key, "b/cine.npy", 0, "dicom"))
     assert len(cine) == 3 and cine[0].pixels.shape == (16, 16)  # one multi-frame file, resized
-    scan = read_frames(out / "c" / "scan.dcm")
+    scan = read_frames(out / pseudonym_name(key, "c/scan.dcm", 0, "dicom"))
     assert len(scan) == 2 and scan[0].meta.modality == "XA"
     import pydicom
 
-    ds = pydicom.dcmread(out / "c" / "scan.dcm")
+    ds = pydicom.dcmread(out / pseudonym_name(key, "c/scan.dcm", 0, "dicom"))
     assert ds.PatientIdentityRemoved == "YES" and ds.PatientName == ""
     # the pixels are exactly the obfuscator's output of the resized frames
     from medcloak.io.arrays import resize
@@ -209,11 +224,32 @@ def test_truncated_manifest_line_is_repaired(tmp_path):
     m = out / "manifest.jsonl"
     lines = m.read_bytes().splitlines(keepends=True)
     m.write_bytes(b"".join(lines[:3]) + lines[3][:20])  # as if killed while appending line 4
-    (out / "a" / ".img001.npy.abc.tmp").write_bytes(b"partial")  # a leftover atomic temp file
+    tmp_dir = (out / pseudonym_name(key, "a/img001.png", 0, "npy")).parent
+    (tmp_dir / ".x.npy.abc.tmp").write_bytes(b"partial")  # a leftover atomic temp file
     s = obfuscate_tree(src, out, key=key, fmt="npy", progress=False)
     assert s.skipped == 3 and s.done == 6 - 3 and s.failed == 1
-    assert not (out / "a" / ".img001.npy.abc.tmp").exists()
+    assert not (tmp_dir / ".x.npy.abc.tmp").exists()
     for line in m.read_bytes().splitlines():
         json.loads(line)
-    y = np.load(out / "b" / "cine_f0001.npy")
+    y = np.load(out / pseudonym_name(key, "b/cine.npy", 1, "npy"))
     assert y.dtype == np.float32 and y.shape == (24, 24)
+
+
+def test_keep_names_mirrors_the_inputs_with_a_warning(tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    make_inputs(src, n_png=2)
+    key = make_key(tmp_path, SECRET1, "k.key")
+    assert main(["obfuscate", str(src), str(out), "--key", str(key), "--no-progress", "--keep-names"]) == 1
+    log = capsys.readouterr()
+    assert "--keep-names" in log.err and "reach the cloud" in log.err
+    files = set(outputs(out))
+    assert files == {"a/img001.png", "b/deep/img000.png", "b/cine_f0000.png", "b/cine_f0001.png",
+                     "b/cine_f0002.png", "a/same_png.png", "a/same_npy.png", "c/scan_f0000.png", "c/scan_f0001.png"}
+    recs = read_batch_manifest(out / "manifest.jsonl")
+    assert {r["input"] for r in recs} >= {"a/img001.png", "b/bad.png"} and all(r["naming"] == "kept" for r in recs)
+    assert not (tmp_path / "out.names.jsonl").exists()
+    # the naming of an output folder cannot change on resume
+    assert main(["obfuscate", str(src), str(out), "--key", str(key), "--no-progress"]) == 2
+    assert "another naming" in capsys.readouterr().err
+    assert main(["obfuscate", str(src), str(out), "--key", str(key), "--no-progress", "--keep-names"]) == 1
+    assert "done 0, skipped 6, failed 1 (of 7 files)" in capsys.readouterr().out

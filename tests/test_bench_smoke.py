@@ -70,8 +70,11 @@ def test_vae_tree_byte_identical_for_1_and_2_workers(obf, frames, tmp_path):
     one = obfuscate_tree(src, tmp_path / "w1", key=KEY, model_dir=model, workers=1, progress=False)
     two = obfuscate_tree(src, tmp_path / "w2", key=KEY, model_dir=model, workers=2, batch_size=2, progress=False)
     assert one.ok and two.ok and one.done == two.done == 6
+    from medcloak.obfuscation.naming import pseudonym_name
+
     for i in range(6):
-        a, b = (tmp_path / "w1" / f"f{i}.png").read_bytes(), (tmp_path / "w2" / f"f{i}.png").read_bytes()
+        name = pseudonym_name(KEY, f"f{i}.png", 0, "png")
+        a, b = (tmp_path / "w1" / name).read_bytes(), (tmp_path / "w2" / name).read_bytes()
         assert a == b
 
 

@@ -201,10 +201,11 @@ def test_load_split_with_mask_and_frame_columns(tmp_path, img):
     write_png(tmp_path / "m0.png", mask.astype(np.float32))
     write_npy(tmp_path / "cine.npy", np.stack([img, 1 - img]))
     write_png(tmp_path / "m1.png", ~mask)
+    write_png(tmp_path / "i2.png", img)  # not i0.png again: an image listed twice is an error
     recs = [
         Record("i0.png", "LCA", "p0", "train", {"mask": "m0.png", "frame": ""}),
         Record("cine.npy", "RCA", "p1", "train", {"mask": "m1.png", "frame": "1"}),
-        Record("i0.png", "LCA", "p2", "test", {"mask": "m0.png", "frame": ""}),
+        Record("i2.png", "LCA", "p2", "test", {"mask": "m0.png", "frame": ""}),
     ]
     write_manifest(tmp_path, recs)
     man = read_manifest(tmp_path)

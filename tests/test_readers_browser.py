@@ -39,6 +39,7 @@ try:
     import uvicorn  # noqa: F401  (readers_server needs it)
 
     from medcloak.readers.app import create_app, reader_order
+    from medcloak.readers.db import AnswerDB
 except ImportError:  # pragma: no cover
     _need("fastapi/uvicorn are not installed")
 
@@ -78,6 +79,7 @@ def wait_loaded(page, k: int) -> str:
 def test_reader_answers_with_keyboard_and_mouse_reloads_and_resumes(browser, tmp_path):
     make_run(tmp_path)
     ids = [it.id for it in read_reader_items(tmp_path)]
+    token = AnswerDB(tmp_path / "readers" / "answers.sqlite").add_reader("Dr Reader")
     app = create_app(tmp_path)
     order = reader_order("Dr Reader", app.state.run_id, ids)
     errors: list[str] = []
@@ -88,7 +90,7 @@ def test_reader_answers_with_keyboard_and_mouse_reloads_and_resumes(browser, tmp
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.goto(url)
-        page.fill("#name", "Dr Reader")
+        page.fill("#token", token)
         page.click("#start")
         assert wait_loaded(page, 1) == order[0]
         submit = page.locator("#submit")
@@ -124,10 +126,14 @@ def test_reader_answers_with_keyboard_and_mouse_reloads_and_resumes(browser, tmp
         assert wait_loaded(page, 4) == order[3]
         expect(page.locator("#who")).to_have_text("Reader: Dr Reader")
 
-        # another reader on the same browser, then back by typing the name
+        # another reader on the same browser, then back by typing the code (the name alone opens nothing)
         page.click("#switch")
         expect(page.locator("#login")).to_be_visible()
-        page.fill("#name", "dr reader")
+        page.fill("#token", "Dr Reader")
+        page.keyboard.press("Enter")
+        expect(page.locator("#login-message")).to_contain_text("unknown reader token")
+        errors.clear()  # the 401 above is the expected refusal
+        page.fill("#token", token)
         page.keyboard.press("Enter")
         assert wait_loaded(page, 4) == order[3]
         page.close()
@@ -151,10 +157,10 @@ def test_refusal_message_is_shown(browser, tmp_path):
         url = f"http://127.0.0.1:{port}"
         page = browser.new_page()
         page.goto(url)
-        page.fill("#name", "   ")
-        page.evaluate("document.getElementById('name').removeAttribute('required')")
+        page.fill("#token", "   ")
+        page.evaluate("document.getElementById('token').removeAttribute('required')")
         page.click("#start")
-        expect(page.locator("#login-message")).to_contain_text("reader name")
+        expect(page.locator("#login-message")).to_contain_text("token")
         page.close()
 
 
@@ -166,7 +172,7 @@ def test_screenshot(browser, tmp_path):
         url = f"http://127.0.0.1:{port}"
         page = browser.new_page(viewport={"width": 1100, "height": 640})
         page.goto(url)
-        page.fill("#name", "Dr Example")
+        page.fill("#token", AnswerDB(tmp_path / "readers" / "answers.sqlite").add_reader("Dr Example"))
         page.click("#start")
         wait_loaded(page, 1)
         for k, keys in enumerate([("4", "l", "n", "Enter"), ("3", "r", "n", "Enter"), ("4", "l")], start=1):

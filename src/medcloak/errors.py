@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["MedcloakError"]
+__all__ = ["MedcloakError", "printable"]
 
 
 class MedcloakError(Exception):
@@ -27,3 +27,15 @@ class MedcloakError(Exception):
         self.reason = " ".join(str(reason).split())  # always one line
         self.path = None if path is None else os.fspath(path)
         super().__init__(self.reason if self.path is None else f"{self.path}: {self.reason}")
+
+
+def printable(text: str) -> str:
+    r"""``text`` safe to print or write as UTF-8: bytes of a non-UTF-8 file name become ``\xNN``.
+
+    File names that are not valid UTF-8 reach Python as lone surrogates (``surrogateescape``),
+    which no UTF-8 stream accepts; this turns them into escaped text instead of a crash.
+
+    >>> printable("caf\udce9.png")
+    'caf\\xe9.png'
+    """
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -182,11 +182,13 @@ class Key:
                 f"fix it with: chmod 600 {path}",
                 path,
             )
+        if st.st_size > 1 << 16:  # a key file is a few hundred bytes
+            raise MedcloakError(f"not a medcloak key file (too large: {st.st_size} bytes)", path)
         try:
-            doc = json.loads(path.read_bytes().decode("utf-8"))
+            doc = json.loads(path.read_bytes()[: 1 << 16].decode("utf-8"))
             fmt, version = doc.get("format"), doc.get("version")
             secret_hex, fingerprint = doc.get("secret"), doc.get("fingerprint")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
             raise MedcloakError("not a medcloak key file (unreadable JSON)", path) from None
         if fmt != KEY_FORMAT:
             raise MedcloakError("not a medcloak key file (wrong 'format')", path)

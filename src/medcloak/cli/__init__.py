@@ -7,13 +7,14 @@ one-line message and exit status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from medcloak import __version__
 from medcloak.cli._app import app
-from medcloak.errors import MedcloakError
+from medcloak.errors import MedcloakError, printable
 
 # Command modules, imported for their registrations on ``app`` (order = order in --help).
 from medcloak.cli import synth, dataset, keys, fit, obfuscate, attack, learn, study, compare, readers  # noqa: E402,F401,I001
@@ -34,12 +35,30 @@ def _root(
     """Obfuscate medical images with a secret key and measure privacy and utility."""
 
 
+def _environment_error(exc: BaseException) -> str:
+    """One line for an ordinary environment error (file system, encoding, memory), no traceback."""
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else ""
+        reason = exc.strerror or type(exc).__name__
+        return f"{os.fsdecode(where)}: {reason}" if where != "" else f"{reason} ({type(exc).__name__})"
+    if isinstance(exc, MemoryError):
+        return "out of memory (lower --workers or the pixel limits, or use smaller inputs)"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point."""
+    """Console entry point.
+
+    :class:`MedcloakError` and ordinary environment errors (``OSError`` such as a read-only
+    folder or a full disk, ``UnicodeError``, ``MemoryError``) print one line and return 2.
+    """
     try:
         app(args=argv, prog_name="medcloak", standalone_mode=True)
     except MedcloakError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
+        typer.secho(f"error: {printable(str(exc))}", fg="red", err=True)
+        return 2
+    except (OSError, UnicodeError, MemoryError) as exc:
+        typer.secho(f"error: {printable(' '.join(_environment_error(exc).split()))}", fg="red", err=True)
         return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

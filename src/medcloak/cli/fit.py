@@ -35,6 +35,10 @@ def fit(
                                    "reconstructions are compared to (e.g. 'clean'); default the frames."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model in OUT."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    allow_duplicates: bool = typer.Option(False, "--allow-duplicates",
+                                          help="labels.csv: warn, not fail, when an image is listed twice."),
+    allow_split_leak: bool = typer.Option(False, "--allow-split-leak",
+                                          help="labels.csv: warn, not fail, when a patient is in two splits."),
 ) -> None:
     """Fit a scheme (the paper's: its VAE) on a dataset's train split and save it, bound to the key.
 
@@ -69,7 +73,13 @@ def fit(
         if not isinstance(config, dict):
             raise MedcloakError("--config must be a JSON object of the scheme's config fields")
     obf = make_scheme(scheme, config)
-    manifest = read_manifest(dataset)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = read_manifest(dataset, allow_duplicates=allow_duplicates, allow_split_leak=allow_split_leak)
+    for w in caught:
+        typer.secho(f"warning: {w.message}", fg="yellow", err=True)
     train = load_split(manifest, "train", size=size)
     if len(train) == 0:
         raise MedcloakError("the dataset has no 'train' split rows", manifest.root / "labels.csv")

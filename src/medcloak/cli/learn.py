@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from medcloak.cli._app import app
-from medcloak.errors import MedcloakError
+from medcloak.errors import MedcloakError, printable
 
 __all__ = ["train", "predict"]
 
@@ -45,6 +45,10 @@ def train(
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples of the test set for the CIs."),
     force: bool = typer.Option(False, "--force", help="Overwrite a folder that already holds model.pt."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    allow_duplicates: bool = typer.Option(False, "--allow-duplicates",
+                                          help="labels.csv: warn, not fail, when an image is listed twice."),
+    allow_split_leak: bool = typer.Option(False, "--allow-split-leak",
+                                          help="labels.csv: warn, not fail, when a patient is in two splits."),
 ) -> None:
     """Train a binary classifier on the train split, early-stop on val, evaluate on test."""
     from medcloak.io.arrays import load_split
@@ -59,7 +63,13 @@ def train(
     obf = _load_obfuscator(key_file, obfuscator_dir)
     if obf is not None and size is None and obf.input_size is not None:
         size = obf.input_size[0]
-    man = read_manifest(dataset)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        man = read_manifest(dataset, allow_duplicates=allow_duplicates, allow_split_leak=allow_split_leak)
+    for w in caught:
+        typer.secho(f"warning: {w.message}", fg="yellow", err=True)
     splits = {}
     for split in ("train", "val", "test"):
         recs = man.subset(split)
@@ -114,7 +124,7 @@ def predict(
         typer.echo(format_predictions(rows), nl=False)
     failed = [r for r in rows if r["error"]]
     for r in failed:
-        typer.secho(f"failed: {r['error']}", fg="red", err=True)
+        typer.secho(f"failed: {printable(r['error'])}", fg="red", err=True)
     n_ok = len(rows) - len(failed)
     typer.echo(f"{n_ok} frames predicted, {len(failed)} files failed"
                + (f"; obfuscated with key {obf.key.short_fingerprint}" if obf is not None else "")

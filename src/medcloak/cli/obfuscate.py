@@ -24,23 +24,69 @@ def obfuscate(
     fmt: str = typer.Option("png", "--format", help="png | npy | dicom."),
     batch_size: int = typer.Option(8, "--batch-size", help="Files per task handed to a worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    keep_names: bool = typer.Option(False, "--keep-names",
+                                    help="Mirror input folders and file names in OUT (they reach the cloud)."),
+    names: Path = typer.Option(None, "--names", help="Hospital-side map pseudonym -> input "
+                               "(default: OUT.names.jsonl beside OUT; never inside OUT)."),
+    labels: Path = typer.Option(None, "--labels", help="The hospital's labels.csv (paths relative to IN): write "
+                                "OUT/labels.csv with pseudonymous paths and patient ids for 'medcloak train'."),
+    allow_duplicates: bool = typer.Option(False, "--allow-duplicates",
+                                          help="labels.csv: warn, not fail, on duplicate paths."),
+    allow_split_leak: bool = typer.Option(False, "--allow-split-leak",
+                                          help="labels.csv: warn, not fail, on a patient in two splits."),
+    burned_in: str = typer.Option("refuse", "--burned-in", help="DICOM with BurnedInAnnotation=YES: refuse | "
+                                  "mask (blank a border or regions of every frame) | allow (with a warning)."),
+    mask_border: float = typer.Option(None, "--mask-border", help="With --burned-in mask: fraction of the "
+                                      "shorter side blanked at each edge (default 0.1; 0 with --mask-region)."),
+    mask_region: list[str] = typer.Option(None, "--mask-region", help="With --burned-in mask: x0,y0,x1,y1 pixel "
+                                          "box blanked in every frame (repeatable)."),
+    max_frame_pixels: int = typer.Option(4096 * 4096, "--max-frame-pixels", help="Refuse frames larger than "
+                                         "this (height x width, from the header, before decoding)."),
+    max_file_pixels: int = typer.Option(4096 * 4096 * 300, "--max-file-pixels",
+                                        help="Refuse files with more pixels than this (frames x height x width)."),
+    repair_manifest: bool = typer.Option(False, "--repair-manifest",
+                                         help="Drop manifest lines that are not valid JSON (their items are redone)."),
 ) -> None:
     """Obfuscate every image under IN into OUT with the key (and the fitted VAE, if --model).
 
-    Writes OUT/manifest.jsonl; rerunning resumes; exits 0 only if every file succeeded."""
+    Outputs are named by keyed pseudonyms (OUT/ab/abcdef0123456789.png); the map back is written
+    beside OUT (OUT.names.jsonl) and stays at the hospital. Writes OUT/manifest.jsonl; rerunning
+    resumes; exits 0 only if every file succeeded."""
+    from medcloak.errors import printable
+    from medcloak.io.limits import Limits
     from medcloak.keys import Key
     from medcloak.obfuscation.batch import obfuscate_tree
 
     key = Key.load(key_file)
+    limits = Limits(max_frame_pixels=max_frame_pixels, max_file_pixels=max_file_pixels)
+    if labels is not None:  # check labels.csv before any work
+        from medcloak.obfuscation.cloud_labels import check_hospital_labels
+
+        for w in check_hospital_labels(labels, allow_duplicates=allow_duplicates, allow_split_leak=allow_split_leak):
+            typer.secho(f"warning: {printable(w)}", fg="yellow", err=True)
     if model is None and scheme in (None, "paper"):
         typer.secho("WARNING: no VAE model: mapping only (weaker: pass --model from 'medcloak fit')",
                     fg="yellow", err=True)
+    if keep_names:
+        typer.secho("WARNING: --keep-names: output folders and file names mirror the inputs and reach the cloud "
+                    "(patient names, record numbers and dates in paths are identifying)", fg="yellow", err=True)
     summary = obfuscate_tree(in_path, out_dir, key=key, model_dir=model, workers=workers, fmt=fmt,
-                             batch_size=batch_size, progress=progress, scheme=scheme)
+                             batch_size=batch_size, progress=progress, keep_names=keep_names, names=names,
+                             limits=limits, burned_in=burned_in, mask_border=mask_border,
+                             mask_regions=tuple(mask_region or ()), repair_manifest=repair_manifest, scheme=scheme)
+    for rel, message in summary.warnings:
+        typer.secho(f"warning: {printable(message)}", fg="yellow", err=True)
     for rel, message in summary.errors:
-        typer.secho(f"failed: {message if rel in message else f'{rel}: {message}'}", fg="red", err=True)
+        typer.secho(f"failed: {printable(message if rel in message else f'{rel}: {message}')}", fg="red", err=True)
     mode = (("no VAE model: mapping only" if scheme in (None, "paper") else f"scheme {scheme}, untrained")
             if summary.map_only else f"model {summary.model_fingerprint[:16]}")
-    typer.echo(f"{summary.line()}; key {key.short_fingerprint}; {mode}; manifest {summary.manifest}")
+    where = f"; names {summary.names} (keep it at the hospital)" if summary.names is not None else ""
+    typer.echo(f"{summary.line()}; key {key.short_fingerprint}; {mode}; manifest {summary.manifest}{where}")
+    if labels is not None:
+        from medcloak.obfuscation.cloud_labels import write_cloud_labels
+
+        n, out_csv = write_cloud_labels(labels, in_path, out_dir, key=key, summary=summary,
+                                        allow_duplicates=allow_duplicates, allow_split_leak=allow_split_leak)
+        typer.echo(f"wrote {out_csv} ({n} rows; pseudonymous paths and patient ids)")
     if not summary.ok:
         raise typer.Exit(1)

@@ -40,11 +40,31 @@ def serve(
     except ValueError:
         loopback = host == "localhost"
     if not loopback:
-        typer.secho(f"warning: listening on {host}: anyone who can reach it can read the images and answer",
-                    fg="yellow", err=True)
+        typer.secho(f"warning: listening on {host}: anyone who can reach it can see the images (answers need "
+                    "a reader code); the traffic is not encrypted", fg="yellow", err=True)
     n = len(web.state.db.readers())
+    if n == 0:
+        typer.secho("warning: no reader registered yet: add each one with 'medcloak readers add RUN_DIR NAME' "
+                    "(prints their code)", fg="yellow", err=True)
     typer.echo(f"reader study of {run_dir}: open http://{host}:{port}/ (readers so far: {n}); Ctrl-C stops")
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+@readers_app.command()
+def add(
+    run_dir: Path = typer.Argument(..., help="Study output folder holding readers/items.csv."),
+    name: str = typer.Argument(..., help="The reader's name (as it will appear in the export)."),
+    new_token: bool = typer.Option(False, "--new-token", help="Replace the token of an existing reader."),
+) -> None:
+    """Register a reader and print their personal token (shown once; only its hash is stored)."""
+    from medcloak.readers.db import ANSWERS_DB, AnswerDB
+    from medcloak.readers.items import read_reader_items, readers_dir
+
+    read_reader_items(run_dir)  # a study run, not any folder
+    token = AnswerDB(readers_dir(run_dir) / ANSWERS_DB).add_reader(name, new_token=new_token)
+    typer.echo(token)
+    typer.echo(f"reader {name.strip()!r}: give them this code privately; it is shown only once "
+               "(--new-token replaces it)", err=True)
 
 
 @readers_app.command()

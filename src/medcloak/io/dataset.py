@@ -12,6 +12,10 @@ split      yes      ``train``, ``val``, ``test`` or empty (not yet assigned)
 ...        no       any further columns (``mask``, ``clean``, ``stenosis``, ``view``,
                     ``frame``) are kept as strings in :attr:`Record.extra`
 ========== ======== =============================================================
+
+A row names one image: ``(path, frame)``. Two rows naming the same image, and a patient whose
+rows sit in two different splits (the split is then not patient-wise and the test set leaks),
+are errors naming the rows (:func:`check_records`), unless the caller allows them explicitly.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import os
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +32,7 @@ import numpy as np
 from medcloak.errors import MedcloakError
 from medcloak.io.atomic import atomic_write_text
 
-__all__ = ["Record", "Manifest", "read_manifest", "write_manifest", "split_patients", "LABELS_CSV"]
+__all__ = ["Record", "Manifest", "read_manifest", "write_manifest", "split_patients", "check_records", "LABELS_CSV"]
 
 LABELS_CSV = "labels.csv"
 REQUIRED = ("path", "label", "patient_id", "split")
@@ -66,14 +71,71 @@ class Manifest:
         return sorted({r.label for r in self.records})
 
 
-def read_manifest(folder: str | os.PathLike) -> Manifest:
+def _rows(lines: list[int]) -> str:
+    return ", ".join(map(str, lines[:6])) + (" ..." if len(lines) > 6 else "")
+
+
+def check_records(records: list[Record], csv_path, *, lines: list[int] | None = None,
+                  allow_duplicates: bool = False, allow_split_leak: bool = False) -> list[str]:
+    """Duplicate images and patients in two splits: an error naming the rows, or warnings if allowed.
+
+    Parameters
+    ----------
+    records : list of Record
+    csv_path : path-like
+        Named in the messages.
+    lines : list of int, optional
+        File line of each record (default: record index + 2, after the header).
+    allow_duplicates, allow_split_leak : bool
+        Turn the matching error into a returned warning.
+
+    Returns
+    -------
+    list of str
+        Warnings (only for allowed problems).
+    """
+    lines = lines or [i + 2 for i in range(len(records))]
+    seen: dict[tuple[str, str], list[int]] = {}
+    splits: dict[str, dict[str, list[int]]] = {}
+    for rec, line in zip(records, lines):
+        seen.setdefault((rec.path, (rec.extra.get("frame") or "").strip()), []).append(line)
+        if rec.split:
+            splits.setdefault(rec.patient_id, {}).setdefault(rec.split, []).append(line)
+    out = []
+    dups = [(k, v) for k, v in seen.items() if len(v) > 1]
+    if dups:
+        (path, frame), where = dups[0]
+        what = f"{path}" + (f" frame {frame}" if frame else "")
+        msg = (f"{len(dups)} image(s) listed more than once, e.g. '{what}' on lines {_rows(where)} "
+               "(a duplicate row weighs twice, or sits in two splits)")
+        if not allow_duplicates:
+            raise MedcloakError(msg + "; remove the duplicates or pass --allow-duplicates", csv_path)
+        out.append(f"{csv_path}: {msg}")
+    leaks = [(pid, by) for pid, by in splits.items() if len(by) > 1]
+    if leaks:
+        pid, by = leaks[0]
+        parts = "; ".join(f"{sp} on lines {_rows(ls)}" for sp, ls in sorted(by.items()))
+        msg = (f"{len(leaks)} patient(s) in more than one split, e.g. patient '{pid}': {parts} "
+               "(the split is no longer patient-wise)")
+        if not allow_split_leak:
+            raise MedcloakError(msg + "; fix the splits or pass --allow-split-leak", csv_path)
+        out.append(f"{csv_path}: {msg}")
+    return out
+
+
+def read_manifest(folder: str | os.PathLike, *, allow_duplicates: bool = False,
+                  allow_split_leak: bool = False) -> Manifest:
     """Read ``folder/labels.csv``.
+
+    Duplicate images and patients in two splits are errors (:func:`check_records`); with
+    ``allow_duplicates`` / ``allow_split_leak`` they are warnings (``UserWarning``).
 
     Raises
     ------
     MedcloakError
         If the file is missing, lacks a required column, has an empty required field, an
-        unknown split, or names a path outside the folder.
+        unknown split, names a path outside the folder, lists an image twice or puts a patient
+        in two splits.
     """
     root = Path(folder)
     csv_path = root / LABELS_CSV if root.is_dir() or not root.suffix else root
@@ -90,7 +152,7 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise MedcloakError(f"missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED)}", csv_path)
-    records = []
+    records, lines = [], []
     for lineno, row in enumerate(reader, start=2):
         for c in ("path", "label", "patient_id"):
             if not (row.get(c) or "").strip():
@@ -103,6 +165,10 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
             raise MedcloakError(f"line {lineno}: path '{rel}' must be relative and inside the folder", csv_path)
         extra = {k: (v or "") for k, v in row.items() if k not in REQUIRED and k is not None}
         records.append(Record(rel, row["label"].strip(), row["patient_id"].strip(), split, extra))
+        lines.append(lineno)
+    for w in check_records(records, csv_path, lines=lines, allow_duplicates=allow_duplicates,
+                           allow_split_leak=allow_split_leak):
+        warnings.warn(w, stacklevel=2)
     return Manifest(root, records)
 
 

@@ -64,6 +64,7 @@ from medcloak.io.atomic import atomic_write_bytes
 from medcloak.io.deid import UIDMapper, deidentify
 from medcloak.io.frames import Frame, FrameMeta
 from medcloak.io.images import rgb_to_luminance, to_uint
+from medcloak.io.limits import Limits, check_pixels
 
 __all__ = [
     "read_dicom",
@@ -235,7 +236,7 @@ def _colour_to_unit(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     return rgb_to_luminance(unit.astype(np.float32))
 
 
-def read_dicom(path: str | os.PathLike, *, force: bool = False) -> list[Frame]:
+def read_dicom(path: str | os.PathLike, *, force: bool = False, limits: Limits | None = None) -> list[Frame]:
     """Read every frame of a DICOM image file as float32 (H, W) in [0, 1].
 
     Parameters
@@ -244,6 +245,9 @@ def read_dicom(path: str | os.PathLike, *, force: bool = False) -> list[Frame]:
         The file (opened read-only, never modified).
     force : bool
         Also accept files without the preamble/``DICM`` marker (raw data sets).
+    limits : Limits, optional
+        Rows x Columns x NumberOfFrames from the header is checked before decoding
+        (:mod:`medcloak.io.limits`).
 
     Returns
     -------
@@ -263,6 +267,12 @@ def read_dicom(path: str | os.PathLike, *, force: bool = False) -> list[Frame]:
         sop = ds.get("SOPClassUID")
         what = f" ({UID(sop).name})" if sop else ""
         raise MedcloakError(f"DICOM file has no pixel data{what}", path)
+    try:
+        declared = (int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    except (TypeError, ValueError):
+        declared = None  # the decoder reports a malformed header
+    if declared is not None:
+        check_pixels(*declared, path, limits)
     _fill_missing_transfer_syntax(ds)
     ts = _transfer_syntax(ds)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()

@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from medcloak.errors import MedcloakError
 from medcloak.io.atomic import atomic_write_bytes
 from medcloak.io.frames import Frame, FrameMeta
+from medcloak.io.limits import Limits, check_pixels
 
 __all__ = [
     "BT601",
@@ -147,16 +148,34 @@ def _check_size(stack: np.ndarray, path) -> None:
         raise MedcloakError(f"image has no pixels (shape {stack.shape})", path)
 
 
-def read_pil_image(path: str | os.PathLike) -> list[Frame]:
+def _shape_pixels(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(frames, height, width) of an array shape as :func:`_classify` will read it (header only)."""
+    sq = [int(s) for s in shape if int(s) != 1] or [1, 1]
+    if len(sq) == 1:
+        sq = [1, *sq]
+    if len(sq) >= 3 and sq[-1] in (3, 4):
+        n = 1
+        for s in sq[:-3]:
+            n *= s
+        return n, sq[-3], sq[-2]
+    n = 1
+    for s in sq[:-2]:
+        n *= s
+    return n, sq[-2], sq[-1]
+
+
+def read_pil_image(path: str | os.PathLike, *, limits: Limits | None = None) -> list[Frame]:
     """Read a PNG or JPEG (anything Pillow decodes, single frame) as one grey-scale :class:`Frame`.
 
     8-bit images are divided by 255, 16-bit ones by 65535; colour, palette and alpha images are
-    reduced to BT.601 luminance. The file is opened read-only.
+    reduced to BT.601 luminance. The file is opened read-only. The size in the header is checked
+    against ``limits`` (:mod:`medcloak.io.limits`) before decoding.
     """
     try:
         with Image.open(path) as im:
             fmt = im.format or "image"
             mode = im.mode
+            check_pixels(1, im.size[1], im.size[0], path, limits)
             im.load()
             if mode in ("1",):
                 arr = np.asarray(im, dtype=bool)
@@ -188,16 +207,18 @@ def read_pil_image(path: str | os.PathLike) -> list[Frame]:
     return _frames_from_stack(stack, path=path, modality="OT", bit_depth=bits, fmt=fmt, colour=colour)
 
 
-def read_tiff(path: str | os.PathLike) -> list[Frame]:
+def read_tiff(path: str | os.PathLike, *, limits: Limits | None = None) -> list[Frame]:
     """Read a TIFF (8/16/32-bit integer or float, grey or RGB, one or many pages) with tifffile.
 
-    Each page of a multi-page grey file becomes one :class:`Frame`.
+    Each page of a multi-page grey file becomes one :class:`Frame`. The shape in the header is
+    checked against ``limits`` before decoding.
     """
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            check_pixels(*_shape_pixels(tuple(series.shape)), path, limits)
             arr = series.asarray()
             photometric = getattr(tif.pages[0], "photometric", None)
     except MedcloakError:
@@ -213,14 +234,49 @@ def read_tiff(path: str | os.PathLike) -> list[Frame]:
     return _frames_from_stack(stack, path=path, modality="OT", bit_depth=bits, fmt="TIFF", colour=colour)
 
 
-def read_array_file(path: str | os.PathLike) -> list[Frame]:
+def _npy_header_shape(fh) -> tuple[int, ...]:
+    """Shape from an NPY header (the file position is moved past the header)."""
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(fh)
+    if version == (1, 0):
+        shape, _fortran, _dtype = npformat.read_array_header_1_0(fh)
+    else:
+        shape, _fortran, _dtype = npformat.read_array_header_2_0(fh)
+    return tuple(shape)
+
+
+def _check_array_header(fh, path, limits) -> None:
+    """Check the declared shape of an NPY file, or of the first array of an NPZ, before loading."""
+    import zipfile
+
+    head = fh.read(6)
+    fh.seek(0)
+    if head.startswith(b"\x93NUMPY"):
+        shape = _npy_header_shape(fh)
+    elif head[:2] == b"PK":
+        with zipfile.ZipFile(fh) as zf:
+            names = zf.namelist()
+            if not names:
+                return
+            with zf.open(names[0]) as member:
+                shape = _npy_header_shape(member)
+    else:
+        return
+    fh.seek(0)
+    check_pixels(*_shape_pixels(shape), path, limits)
+
+
+def read_array_file(path: str | os.PathLike, *, limits: Limits | None = None) -> list[Frame]:
     """Read an ``.npy`` file, or the first array of an ``.npz`` file (``allow_pickle=False``).
 
     Accepted shapes: (H, W), (N, H, W), (H, W, 3|4), (N, H, W, 3|4). A 3-D array whose last axis
-    is 3 or 4 and whose first axis is larger than 4 is taken as one colour image.
+    is 3 or 4 and whose first axis is larger than 4 is taken as one colour image. The shape in
+    the header is checked against ``limits`` before the array is read.
     """
     try:
         with open(path, "rb") as fh:
+            _check_array_header(fh, path, limits)
             data = np.load(fh, allow_pickle=False)
             if isinstance(data, np.lib.npyio.NpzFile):
                 with data:

@@ -9,11 +9,12 @@ error even if its extension looks right (a text file named ``x.png``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from medcloak.errors import MedcloakError
 from medcloak.io.frames import Frame
+from medcloak.io.limits import Limits, check_regular_file
 
 __all__ = ["read_frames", "iter_inputs", "is_supported", "sniff_format", "IMAGE_EXTENSIONS"]
 
@@ -65,13 +66,17 @@ def sniff_format(path: str | os.PathLike) -> str | None:
     return None
 
 
-def read_frames(path: str | os.PathLike) -> list[Frame]:
+def read_frames(path: str | os.PathLike, *, limits: Limits | None = None) -> list[Frame]:
     """Read any supported file into a list of float32 (H, W) frames in [0, 1].
 
     Parameters
     ----------
     path : path-like
-        A PNG, JPEG, TIFF, NPY, NPZ or DICOM file (opened read-only, never modified).
+        A PNG, JPEG, TIFF, NPY, NPZ or DICOM file (opened read-only, never modified). Anything
+        but a regular file (a FIFO, a device) is refused before it is opened.
+    limits : Limits, optional
+        Pixel limits checked from the header before decoding (default:
+        :func:`medcloak.io.limits.get_default_limits`).
 
     Returns
     -------
@@ -88,24 +93,25 @@ def read_frames(path: str | os.PathLike) -> list[Frame]:
         raise MedcloakError("is a folder, not an image file", p)
     if not p.exists():
         raise MedcloakError("no such file", p)
+    check_regular_file(p)
     fmt = sniff_format(p)
     try:
         if fmt in ("png", "jpeg"):
             from medcloak.io.images import read_pil_image
 
-            return read_pil_image(p)
+            return read_pil_image(p, limits=limits)
         if fmt == "tiff":
             from medcloak.io.images import read_tiff
 
-            return read_tiff(p)
+            return read_tiff(p, limits=limits)
         if fmt in ("npy", "npz"):
             from medcloak.io.images import read_array_file
 
-            return read_array_file(p)
+            return read_array_file(p, limits=limits)
         if fmt in ("dicom", "dicom-raw"):
             from medcloak.io.dicom import read_dicom
 
-            return read_dicom(p, force=fmt == "dicom-raw")
+            return read_dicom(p, force=fmt == "dicom-raw", limits=limits)
     except MedcloakError:
         raise
     except Exception as exc:  # last line of defence: a reader let a library error through
@@ -146,36 +152,62 @@ def _looks_like_raw_dicom(p: Path) -> bool:
     return len(head) == 4 and head[:2] in (b"\x08\x00", b"\x00\x08", b"\x02\x00")
 
 
-def iter_inputs(root: str | os.PathLike) -> Iterator[Path]:
+def iter_inputs(root: str | os.PathLike, *, on_error: Callable[[Path, str], None] | None = None) -> Iterator[Path]:
     """Yield the image files under ``root`` recursively, in a sorted, deterministic order.
 
     Skipped: hidden files and folders (name starting with ``.``), ``labels.csv``, ``*.jsonl``,
     ``DICOMDIR`` and files :func:`is_supported` rejects. Symbolic links to folders are not
     followed. If ``root`` is a file it is yielded alone.
 
+    Parameters
+    ----------
+    root : path-like
+    on_error : callable, optional
+        ``on_error(path, reason)`` is called for a subfolder that cannot be listed and for a
+        non-regular file (FIFO, device, socket) with an image extension; both are then skipped
+        and the walk goes on. Without it an unlistable folder raises.
+
     Raises
     ------
     MedcloakError
-        If ``root`` does not exist.
+        If ``root`` does not exist (or a folder cannot be listed and ``on_error`` is None).
     """
     base = Path(root)
     if base.is_file():
         yield base
         return
     if not base.is_dir():
+        if base.exists():
+            check_regular_file(base)  # a FIFO or a device: refused, never opened
         raise MedcloakError("no such file or folder", base)
 
     def walk(folder: Path) -> Iterator[Path]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            raise MedcloakError(f"cannot list folder ({exc.strerror or exc.__class__.__name__})", folder) from None
+            reason = f"cannot list folder ({exc.strerror or exc.__class__.__name__})"
+            if on_error is None or folder == base:
+                raise MedcloakError(reason, folder) from None
+            on_error(folder, reason)
+            return
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = entry.is_file()
+            except OSError:
+                is_dir = is_file = False
+            if is_dir:
                 yield from walk(Path(entry.path))
-            elif is_supported(entry.path):
-                yield Path(entry.path)
+            elif is_file:
+                if is_supported(entry.path):
+                    yield Path(entry.path)
+            elif on_error is not None and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                try:
+                    os.stat(entry.path)
+                except OSError:
+                    continue  # a dangling link: nothing to read
+                on_error(Path(entry.path), "not a regular file (FIFO, device or socket); skipped")
 
     yield from walk(base)

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from medcloak.device import model_device
-from medcloak.errors import MedcloakError
+from medcloak.errors import MedcloakError, printable
 from medcloak.io.atomic import atomic_write_text
 
 __all__ = ["predict_proba", "predict_files", "format_predictions", "write_predictions", "PREDICTION_COLUMNS"]
@@ -110,8 +110,13 @@ def predict_files(
         raise MedcloakError(
             f"the obfuscator works on {obfuscator.input_size[0]}x{obfuscator.input_size[1]} frames but the "
             f"classifier on {size[0]}x{size[1]}", model_dir)
-    files = [p for root in inputs for p in iter_inputs(root)]
     rows: list[dict] = []
+
+    def skipped(path, why: str) -> None:  # an unlistable subfolder or a FIFO: reported, the rest goes on
+        rows.append({"path": os.fspath(path), "frame": "", "label": "", "probability": "",
+                     "error": f"{os.fspath(path)}: {why}"})
+
+    files = [p for root in inputs for p in iter_inputs(root, on_error=skipped)]
     for path in tqdm(files, disable=not progress, file=sys.stderr, unit="file", desc="predict"):
         try:
             frames = read_frames(path)
@@ -136,7 +141,9 @@ def format_predictions(rows: list[dict]) -> str:
     w.writerow(PREDICTION_COLUMNS)
     for r in rows:
         prob = r["probability"]
-        w.writerow([r["path"], r["frame"], r["label"], f"{prob:.6f}" if isinstance(prob, float) else prob, r["error"]])
+        # file names that are not UTF-8 are written as escaped text (\xNN), so the CSV is always written
+        w.writerow([printable(r["path"]), r["frame"], r["label"], f"{prob:.6f}" if isinstance(prob, float) else prob,
+                    printable(r["error"])])
     return buf.getvalue()
 
 

@@ -1,29 +1,50 @@
 """Obfuscate a whole archive safely: streaming, multi-process, resumable, with a manifest.
 
-:func:`obfuscate_tree` walks ``IN`` recursively (:func:`medcloak.io.load.iter_inputs`), obfuscates
-every file with one fitted :class:`~medcloak.obfuscation.scheme.Scheme` and mirrors the folder
-layout under ``OUT``:
+:func:`obfuscate_tree` walks ``IN`` recursively (:func:`medcloak.io.load.iter_inputs`) and
+obfuscates every file with one fitted :class:`~medcloak.obfuscation.scheme.Scheme` into ``OUT``,
+the folder that goes to the cloud:
 
-* ``IN`` is only ever opened read-only; every output is written atomically.
-* Single-frame inputs give ``OUT/<rel>.<png|npy|dcm>``; multi-frame inputs give one file per
-  frame (``name_f0003.png``) for PNG/NPY, and one multi-frame DICOM (a cine) for DICOM. When two
-  inputs of one folder share a stem (``a.png``, ``a.npy``), their outputs are named ``a_png.*``,
-  ``a_npy.*``.
+* **Names carry nothing of the input** (:mod:`medcloak.obfuscation.naming`). Frame ``i`` of input
+  ``rel`` is written to ``OUT/<p[:2]>/<p>.<png|npy|dcm>`` with
+  ``p = key.pseudonym("output-name", f"{rel}\\x00{i}")`` (16 hex characters, an HMAC under a key
+  sub-key): a fixed-depth layout of 256 folders. A multi-frame input written as DICOM is one
+  cine file named by its frame 0. Distinct inputs therefore never share an output name
+  (``a.png`` / ``a.PNG``, ``b.png`` / ``b.npy`` / ``b_png.png``, a 3-frame ``v.npy`` beside
+  ``v_f0001.png``); should two outputs still meet, both items are reported failed, never
+  overwritten silently.
+* **The map back stays at the hospital**: ``OUT.names.jsonl`` *beside* ``OUT`` (or ``names=``;
+  never inside ``OUT``, mode 0600) gets one JSON line per item: item id, input relpath, input
+  SHA-256, outputs with their frame index, status, and the full error text.
+* ``OUT/manifest.jsonl`` (it travels with the outputs) gets one JSON line per finished item
+  (appended and fsynced): the item id ``key.pseudonym("input", rel)``, output relpaths and
+  SHA-256s, frame count, key and model fingerprints, medcloak version, output format, naming,
+  ``status`` (``ok`` | ``error``) and a pseudonymous error text (the input's path and name are
+  replaced by the item id). No input path, no input hash.
+* ``keep_names=True`` (``--keep-names``) restores the mirrored layout instead: ``OUT/<rel>.<ext>``,
+  ``name_f0003.png`` per frame, ``a_png.*`` / ``a_npy.*`` for inputs of one folder sharing a stem,
+  and a manifest with input paths and input SHA-256s (no names file). Those names reach the cloud.
+* ``IN`` is only ever opened read-only; every output is written atomically. Anything but a
+  regular file (FIFO, device) is refused before it is opened; a subfolder that cannot be listed
+  is reported as a failed item and skipped. Pixel counts are checked from each header before
+  decoding (:mod:`medcloak.io.limits`).
+* A DICOM input with ``BurnedInAnnotation=YES`` is refused unless ``burned_in="mask"`` (a border
+  and/or boxes of every input frame are blanked before obfuscation; DICOM outputs then say
+  ``BurnedInAnnotation=NO``) or ``burned_in="allow"`` (processed with a warning; DICOM outputs
+  keep ``YES``).
 * With a VAE model, frames are resized to the model's square ``image_size`` first, exactly as
   ``medcloak fit`` resizes training frames (:func:`medcloak.io.arrays.resize`); ``map-only``
   keeps the native size.
-* ``OUT/manifest.jsonl`` gets one JSON line per finished item (appended and fsynced): input
-  relpath and SHA-256, output relpaths and SHA-256s, key and model fingerprints, medcloak
-  version, output format, ``status`` (``ok`` | ``error``) and the error message.
-* Resume: a rerun skips every item whose latest record is ``ok``, whose input SHA-256 is
-  unchanged and whose outputs exist with the recorded SHA-256; a partial last manifest line (a
-  run killed mid-write) is dropped and leftover temporary files are removed. Outputs are
-  computed per item and per frame (the VAE sees one frame at a time, one torch thread), so a
+* Resume: a rerun skips every item whose latest record is ``ok``, whose input SHA-256 (from the
+  names file; from the manifest with ``keep_names``) is unchanged and whose outputs exist with
+  the recorded SHA-256; a partial last line (a run killed mid-write) is dropped and leftover
+  temporary files are removed. A fresh ``OUT`` (no manifest) starts a fresh names file. Outputs
+  are computed per item and per frame (the VAE sees one frame at a time, one torch thread), so a
   resumed run ends with byte-identical outputs to an uninterrupted one, whatever ``workers``.
-* An ``OUT`` whose manifest names another key, model or format is refused, as is a non-empty
-  ``OUT`` without a manifest, or an ``OUT`` inside ``IN``.
+* An ``OUT`` whose manifest names another key, model, format or naming is refused, as is a
+  non-empty ``OUT`` without a manifest, or an ``OUT`` inside ``IN``. A manifest line that is not
+  JSON stops the run unless ``repair_manifest=True`` drops it.
 * Bad inputs are recorded as ``error`` and the run goes on; :attr:`BatchSummary.ok` is True only
-  if every item succeeded.
+  if every item succeeded. A full disk or a read-only output stops the run with one error.
 
 Memory stays bounded: items are handed to at most ``workers`` processes (``spawn``), each of
 which loads the model once, in tasks of ``batch_size`` files, with at most two tasks per worker
@@ -32,6 +53,7 @@ in flight.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -47,12 +69,13 @@ import numpy as np
 
 from medcloak.errors import MedcloakError
 from medcloak.keys import Key
+from medcloak.obfuscation.naming import OutputSpec, default_names_path, item_id, keep_name_stems
 
-__all__ = ["BatchSummary", "obfuscate_tree", "FORMATS", "MANIFEST_NAME", "read_batch_manifest"]
+__all__ = ["BatchSummary", "obfuscate_tree", "FORMATS", "MANIFEST_NAME", "BURNED_IN", "read_batch_manifest"]
 
 FORMATS = ("png", "npy", "dicom")
 MANIFEST_NAME = "manifest.jsonl"
-_EXT = {"png": ".png", "npy": ".npy", "dicom": ".dcm"}
+BURNED_IN = ("refuse", "mask", "allow")
 _DESCRIPTION = "medcloak obfuscated"
 
 
@@ -65,11 +88,15 @@ class BatchSummary:
     total, done, skipped, failed : int
         Items found, obfuscated now, skipped as already finished, failed.
     errors : list of (str, str)
-        ``(input relpath, message)`` of every failed item.
+        ``(input relpath, message)`` of every failed item (full text: for the hospital's terminal).
+    warnings : list of (str, str)
+        ``(input relpath, message)`` of items processed with a warning (burned-in annotation).
     map_only : bool
         True when no VAE model was used.
     out, manifest : Path
         Output folder and its manifest.
+    names : Path or None
+        The hospital-side names file (None with ``keep_names``).
     key_fingerprint, model_fingerprint : str
     """
 
@@ -78,9 +105,12 @@ class BatchSummary:
     skipped: int = 0
     failed: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     map_only: bool = False
     out: Path | None = None
     manifest: Path | None = None
+    names: Path | None = None
+    fmt: str = ""
     key_fingerprint: str = ""
     model_fingerprint: str = ""
 
@@ -107,32 +137,51 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(msg.split()) or type(exc).__name__
 
 
-def read_batch_manifest(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
+def read_batch_manifest(path: str | os.PathLike, *, repair: bool = False, drop_bad: bool = False) -> list[dict]:
     """Records of a batch manifest (JSON Lines), in file order.
 
     A last line without its newline (a run killed while appending) is ignored; with
-    ``repair=True`` it is cut off the file so that later appends start on a fresh line.
+    ``repair=True`` it is cut off the file so that later appends start on a fresh line. A line
+    that is not a JSON object is an error naming the line, unless ``drop_bad=True``: the file is
+    then rewritten atomically without it (``medcloak obfuscate --repair-manifest``).
     """
     p = Path(path)
     if not p.exists():
         return []
-    data = p.read_bytes()
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise MedcloakError(f"cannot read the manifest ({exc.strerror or type(exc).__name__})", p) from None
     cut = data.rfind(b"\n") + 1
-    if repair and cut != len(data):
-        with open(p, "r+b") as fh:
-            fh.truncate(cut)
-            fh.flush()
-            os.fsync(fh.fileno())
-    records = []
-    for lineno, raw in enumerate(data[:cut].splitlines(), start=1):
+    records, kept, bad = [], [], []
+    for lineno, raw in enumerate(data[:cut].splitlines(keepends=True), start=1):
         if not raw.strip():
             continue
         try:
             rec = json.loads(raw)
         except ValueError:
-            raise MedcloakError(f"line {lineno} is not valid JSON (the manifest is damaged)", p) from None
-        if isinstance(rec, dict):
-            records.append(rec)
+            rec = None
+        if not isinstance(rec, dict):
+            bad.append(lineno)
+            continue
+        records.append(rec)
+        kept.append(raw)
+    if bad and not drop_bad:
+        shown = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
+        raise MedcloakError(f"line {shown} is not a valid JSON record (the manifest is damaged); rerun with "
+                            "--repair-manifest to drop the bad line(s) (their items are redone)", p)
+    try:
+        if bad:
+            from medcloak.io.atomic import atomic_write_bytes
+
+            atomic_write_bytes(p, b"".join(kept), mode=p.stat().st_mode & 0o777)
+        elif repair and cut != len(data):
+            with open(p, "r+b") as fh:
+                fh.truncate(cut)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except OSError as exc:
+        raise MedcloakError(f"cannot repair the manifest ({exc.strerror or type(exc).__name__})", p) from None
     return records
 
 
@@ -187,59 +236,115 @@ def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([resize(f, size) for f in stack])
 
 
-def _output_names(out_stem: str, n_frames: int, fmt: str) -> list[str]:
-    ext = _EXT[fmt]
-    if fmt == "dicom" or n_frames == 1:
-        return [out_stem + ext]
-    width = max(4, len(str(n_frames - 1)))
-    return [f"{out_stem}_f{i:0{width}d}{ext}" for i in range(n_frames)]
+def _burned_in(src: Path) -> str | None:
+    """``BurnedInAnnotation`` of a DICOM input (upper case), None for other files."""
+    from medcloak.io.load import sniff_format
+
+    if sniff_format(src) not in ("dicom", "dicom-raw"):
+        return None
+    from medcloak.io.dicom import read_dicom_dataset
+
+    ds = read_dicom_dataset(src, force=True)
+    return str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
 
 
-def _process(rel: str, out_stem: str) -> tuple[list[str], list[str], int]:
-    """Obfuscate one input file; returns (output relpaths, their sha256, frame count)."""
+def _mask(stack: np.ndarray, spec: OutputSpec) -> np.ndarray:
+    """Blank (set to 0) the border and the boxes of every frame, in input pixel coordinates."""
+    out = np.array(stack, dtype=np.float32, copy=True)
+    h, w = out.shape[1:]
+    b = int(round(float(spec.mask_border) * min(h, w)))
+    if b > 0:
+        out[:, :b, :] = 0
+        out[:, h - b:, :] = 0
+        out[:, :, :b] = 0
+        out[:, :, w - b:] = 0
+    for x0, y0, x1, y1 in spec.mask_regions:
+        out[:, max(0, int(y0)):max(0, int(y1)), max(0, int(x0)):max(0, int(x1))] = 0
+    return out
+
+
+class _StopRun(MedcloakError):
+    """An environment error that dooms every later item too (disk full, read-only output)."""
+
+
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _process(rel: str, spec: OutputSpec) -> tuple[list[str], list[str], int, str | None]:
+    """Obfuscate one input file; returns (output relpaths, their sha256, frame count, warning)."""
     from medcloak.io.load import read_frames, sniff_format
 
     st = _STATE
     obf, fmt = st["obfuscator"], st["fmt"]
     src = st["in_root"] / rel
-    frames = read_frames(src)
+    warning = None
+    from medcloak.io.limits import check_regular_file
+
+    check_regular_file(src)
+    burned = _burned_in(src)
+    if burned == "YES":
+        if spec.burned_in == "refuse":
+            raise MedcloakError("BurnedInAnnotation=YES: text burned into the pixels may identify the patient "
+                                "and survives obfuscation; refused (use --burned-in mask to blank a border or "
+                                "regions, or --burned-in allow)", src)
+        if spec.burned_in == "allow":
+            warning = "BurnedInAnnotation=YES: processed as asked (--burned-in allow); burned-in text may " \
+                      "remain readable in the output" + ("; the DICOM output keeps BurnedInAnnotation=YES"
+                                                         if fmt == "dicom" else "")
+    frames = read_frames(src, limits=spec.limits)
     if not frames:
         raise MedcloakError("no frames in file", src)
     stack = np.stack([f.pixels for f in frames]).astype(np.float32, copy=False)
+    if spec.burned_in == "mask":
+        stack = _mask(stack, spec)
     if obf.input_size is not None:
         stack = _resize(stack, obf.input_size)
     out = obf.apply(stack)
-    names = _output_names(out_stem, out.shape[0], fmt)
+    names = spec.names(out.shape[0])
     bits = obf.output_bits
-    for i, name in enumerate(names):
-        dst = st["out_root"] / name
-        if fmt == "png":
-            from medcloak.io.images import write_png
+    try:
+        for i, name in enumerate(names):
+            dst = st["out_root"] / name
+            if fmt == "png":
+                from medcloak.io.images import write_png
 
-            write_png(dst, out[i], bits=bits)
-        elif fmt == "npy":
-            from medcloak.io.images import write_npy
+                write_png(dst, out[i], bits=bits)
+            elif fmt == "npy":
+                from medcloak.io.images import write_npy
 
-            write_npy(dst, out[i])
-        else:
-            from medcloak.io.dicom import read_dicom_dataset, write_dicom
+                write_npy(dst, out[i])
+            else:
+                from medcloak.io.dicom import read_dicom_dataset, write_dicom
 
-            source = read_dicom_dataset(src, force=True) if sniff_format(src) in ("dicom", "dicom-raw") else None
-            write_dicom(dst, out, source=source, uid_mapper=st["uid_mapper"], description=_DESCRIPTION)
-    return names, [_sha256_file(st["out_root"] / n) for n in names], int(out.shape[0])
+                source = read_dicom_dataset(src, force=True) if sniff_format(src) in ("dicom", "dicom-raw") else None
+                if source is not None and burned == "YES" and spec.burned_in == "mask":
+                    source.BurnedInAnnotation = "NO"  # in memory only: the masked pixels are written
+                write_dicom(dst, out, source=source, uid_mapper=st["uid_mapper"], description=_DESCRIPTION)
+        return names, [_sha256_file(st["out_root"] / n) for n in names], int(out.shape[0]), warning
+    except OSError as exc:
+        if exc.errno in _FATAL_ERRNOS:
+            raise _StopRun(f"cannot write output ({exc.strerror}); the run stops", st["out_root"]) from None
+        raise
 
 
-def _run_task(task: list[tuple[str, str, str]]) -> list[dict]:
-    """Process ``[(rel, out_stem, input_sha256), ...]``; never raises for a bad input."""
+def _run_task(task: list[tuple[str, OutputSpec, str]]) -> list[dict]:
+    """Process ``[(rel, spec, input_sha256), ...]``; never raises for a bad input.
+
+    Each result holds the full error text (``error``, for the hospital) and the reason alone when
+    the error is about the input file (``reason``, made pseudonymous by the main process).
+    """
     results = []
-    for rel, out_stem, in_sha in task:
+    for rel, spec, in_sha in task:
         try:
-            names, shas, n = _process(rel, out_stem)
+            names, shas, n, warning = _process(rel, spec)
             results.append({"input": rel, "input_sha256": in_sha, "frames": n, "outputs": names,
-                            "output_sha256": shas, "status": "ok", "error": None})
+                            "output_sha256": shas, "status": "ok", "error": None, "warning": warning})
+        except _StopRun:
+            raise
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the run
+            reason = exc.reason if isinstance(exc, MedcloakError) else _one_line(exc)
             results.append({"input": rel, "input_sha256": in_sha, "frames": 0, "outputs": [],
-                            "output_sha256": [], "status": "error", "error": _one_line(exc)})
+                            "output_sha256": [], "status": "error", "error": _one_line(exc), "reason": reason})
     return results
 
 
@@ -262,20 +367,6 @@ def _check_folders(in_path: Path, out_dir: Path) -> Path:
     return in_root
 
 
-def _out_stems(rels: list[str]) -> dict[str, str]:
-    """Output path stem of every input relpath (collisions of stems in one folder get the suffix)."""
-    stems: dict[str, list[str]] = {}
-    for rel in rels:
-        p = Path(rel)
-        stems.setdefault((p.parent / p.stem).as_posix(), []).append(rel)
-    out = {}
-    for stem, group in stems.items():
-        for rel in group:
-            suffix = Path(rel).suffix.lstrip(".").lower() or "noext"
-            out[rel] = stem if len(group) == 1 else f"{stem}_{suffix}"
-    return out
-
-
 def _remove_stale_tmp(out_dir: Path) -> None:
     """Remove temporary files an interrupted atomic write left behind (``.<name>.<rand>.tmp``)."""
     for dirpath, _dirs, files in os.walk(out_dir):
@@ -284,10 +375,22 @@ def _remove_stale_tmp(out_dir: Path) -> None:
                 Path(dirpath, name).unlink(missing_ok=True)
 
 
-def _finished(rec: dict | None, in_sha: str, out_dir: Path) -> bool:
-    if not rec or rec.get("status") != "ok" or rec.get("input_sha256") != in_sha:
+def _finished(rec: dict | None, in_sha: str, out_dir: Path, names_rec: dict | None = None) -> bool:
+    """True if ``rec`` (manifest) says ok for this input's SHA-256 and every output is intact.
+
+    With pseudonymous names the input SHA-256 and the outputs are checked against the
+    hospital-side ``names_rec``; with kept names against the manifest record itself.
+    """
+    if not rec or rec.get("status") != "ok":
         return False
     outs, shas = rec.get("outputs") or [], rec.get("output_sha256") or []
+    if names_rec is not None:
+        if names_rec.get("status") != "ok" or names_rec.get("input_sha256") != in_sha:
+            return False
+        if [o.get("output") for o in names_rec.get("outputs") or []] != list(outs):
+            return False
+    elif rec.get("input_sha256") != in_sha:
+        return False
     if not outs or len(outs) != len(shas):
         return False
     for name, sha in zip(outs, shas):
@@ -295,6 +398,43 @@ def _finished(rec: dict | None, in_sha: str, out_dir: Path) -> bool:
         if not p.is_file() or _sha256_file(p) != sha:
             return False
     return True
+
+
+def _pseudonymous_text(text: str, *, item: str, rel: str, in_root: Path) -> str:
+    """An error text with the input's path, relpath and file name replaced by its item id."""
+    out = str(text)
+    name = Path(rel).name
+    for needle in sorted({str(in_root / rel), os.path.abspath(in_root / rel), rel, name,
+                          os.path.abspath(in_root), str(in_root)}, key=len, reverse=True):
+        if needle and len(needle) >= 3 and needle not in (".", "/"):
+            out = out.replace(needle, f"<item {item}>")
+    return out
+
+
+def _open_append(path: Path, mode: int = 0o644):
+    """Open a JSON Lines file for appending (created with ``mode``); one-line error if impossible."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+        return os.fdopen(fd, "ab")
+    except OSError as exc:
+        raise MedcloakError(f"cannot write ({exc.strerror or type(exc).__name__})", path) from None
+
+
+def _parse_regions(regions) -> tuple:
+    out = []
+    for r in regions or ():
+        if isinstance(r, str):
+            parts = r.replace(" ", "").split(",")
+        else:
+            parts = list(r)
+        try:
+            x0, y0, x1, y1 = (int(v) for v in parts)
+        except (TypeError, ValueError):
+            raise MedcloakError(f"a mask region is x0,y0,x1,y1 in pixels, got {r!r}") from None
+        if x1 <= x0 or y1 <= y0 or min(x0, y0) < 0:
+            raise MedcloakError(f"a mask region needs 0 <= x0 < x1 and 0 <= y0 < y1, got {r!r}")
+        out.append((x0, y0, x1, y1))
+    return tuple(out)
 
 
 def obfuscate_tree(
@@ -308,6 +448,13 @@ def obfuscate_tree(
     batch_size: int = 8,
     progress: bool = True,
     scheme: str | None = None,
+    keep_names: bool = False,
+    names: str | os.PathLike | None = None,
+    limits=None,
+    burned_in: str = "refuse",
+    mask_border: float | None = None,
+    mask_regions=(),
+    repair_manifest: bool = False,
 ) -> BatchSummary:
     """Obfuscate every image under ``in_path`` into ``out_dir`` (see the module docstring).
 
@@ -316,8 +463,8 @@ def obfuscate_tree(
     in_path : path-like
         Input folder (walked recursively) or a single file. Never modified.
     out_dir : path-like
-        Output folder: new, empty, or the output of an earlier run with the same key, model and
-        format (which is then resumed).
+        Output folder: new, empty, or the output of an earlier run with the same key, model,
+        format and naming (which is then resumed).
     key : Key
         The owner's key.
     model_dir : path-like, optional
@@ -334,6 +481,22 @@ def obfuscate_tree(
         tqdm bar on stderr.
     scheme : str, optional
         The scheme's name; a model folder of another scheme is refused.
+    keep_names : bool
+        Mirror input folders and names (identifying) instead of pseudonyms.
+    names : path-like, optional
+        Hospital-side names file; default ``OUT.names.jsonl`` beside ``OUT``. Must not be inside
+        ``OUT``. Unused with ``keep_names``.
+    limits : medcloak.io.limits.Limits, optional
+        Pixel limits per frame and per file, checked before decoding.
+    burned_in : {"refuse", "mask", "allow"}
+        What to do with a DICOM input that says ``BurnedInAnnotation=YES``.
+    mask_border : float, optional
+        With ``mask``: fraction of the shorter side blanked at each edge of every frame (default
+        0.1, or 0 when ``mask_regions`` are given).
+    mask_regions : sequence of (x0, y0, x1, y1) or "x0,y0,x1,y1"
+        With ``mask``: pixel boxes (input coordinates, end exclusive) blanked in every frame.
+    repair_manifest : bool
+        Drop manifest (and names-file) lines that are not valid JSON instead of stopping.
 
     Returns
     -------
@@ -343,98 +506,224 @@ def obfuscate_tree(
     ------
     MedcloakError
         For problems with the run as a whole (missing input, refused output folder, a manifest
-        written under another key or model, a model of another key). Problems with single files
-        are recorded, not raised.
+        written under another key or model, a model of another key, an unwritable output, a
+        full disk). Problems with single files are recorded, not raised.
     """
     from tqdm.auto import tqdm
 
     from medcloak import __version__
+    from medcloak.io.limits import check_regular_file, get_default_limits
     from medcloak.io.load import iter_inputs
 
     if fmt not in FORMATS:
         raise MedcloakError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if burned_in not in BURNED_IN:
+        raise MedcloakError(f"burned-in must be one of {', '.join(BURNED_IN)}, got {burned_in!r}")
     workers, batch_size = int(workers), int(batch_size)
     if workers < 1 or batch_size < 1:
         raise MedcloakError("workers and batch size must be >= 1")
+    regions = _parse_regions(mask_regions)
+    border = float(mask_border if mask_border is not None else (0.0 if regions else 0.1))
+    if not 0.0 <= border < 0.5:
+        raise MedcloakError(f"the mask border is a fraction of the shorter side in [0, 0.5), got {border}")
+    limits = limits or get_default_limits()
     in_path, out_dir = Path(in_path), Path(out_dir)
     in_root = _check_folders(in_path, out_dir)
+    if in_path.exists() and not in_path.is_dir():
+        check_regular_file(in_path)
+    names_path = None
+    if not keep_names:
+        names_path = Path(names) if names is not None else default_names_path(out_dir)
+        rn, ro = Path(os.path.abspath(names_path)), Path(os.path.abspath(out_dir))
+        if ro in rn.parents or rn == ro:
+            raise MedcloakError(f"the names file maps pseudonyms back to inputs and must stay at the hospital, "
+                                f"outside the output folder {out_dir}", names_path)
     model_dir = None if model_dir is None else str(Path(model_dir))
     obf = _make_obfuscator(key, model_dir, scheme)  # validates the model and the key before any work
     summary = BatchSummary(map_only=model_dir is None, out=out_dir, manifest=out_dir / MANIFEST_NAME,
-                           key_fingerprint=key.fingerprint, model_fingerprint=obf.model_fingerprint)
+                           names=names_path, fmt=fmt, key_fingerprint=key.fingerprint,
+                           model_fingerprint=obf.model_fingerprint)
     del obf
 
+    naming = "kept" if keep_names else "pseudonym"
     manifest = out_dir / MANIFEST_NAME
-    previous = read_batch_manifest(manifest, repair=True)
-    mine = {"key": summary.key_fingerprint, "model": summary.model_fingerprint, "format": fmt}
+    fresh = not manifest.exists()
+    previous = read_batch_manifest(manifest, repair=True, drop_bad=repair_manifest)
+    mine = {"key": summary.key_fingerprint, "model": summary.model_fingerprint, "format": fmt, "naming": naming}
     for rec in previous:
-        theirs = {"key": rec.get("key_fingerprint"), "model": rec.get("model_fingerprint"), "format": rec.get("format")}
+        theirs = {"key": rec.get("key_fingerprint"), "model": rec.get("model_fingerprint"), "format": rec.get("format"),
+                  "naming": rec.get("naming", "kept")}
         differ = [name for name in mine if theirs[name] != mine[name]]
         if differ:
             def show(d: dict) -> str:
-                return f"key {str(d['key'])[:16]}, model {str(d['model'])[:16]}, format {d['format']}"
+                return f"key {str(d['key'])[:16]}, model {str(d['model'])[:16]}, format {d['format']}, " \
+                       f"naming {d['naming']}"
 
+            hint = " (--keep-names must match the earlier run)" if "naming" in differ else ""
             raise MedcloakError(
                 f"holds outputs made with another {' and '.join(differ)} ({show(theirs)}); this run uses "
-                f"{show(mine)}; write to a new output folder",
+                f"{show(mine)}; write to a new output folder{hint}",
                 manifest,
             )
-    latest = {rec.get("input"): rec for rec in previous}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ident = (lambda rel: rel) if keep_names else (lambda rel: item_id(key, rel))
+    rec_id = "input" if keep_names else "item"
+    latest = {rec.get(rec_id): rec for rec in previous}
+    names_latest: dict = {}
+    if names_path is not None:
+        if names_path.exists() and not names_path.is_file():
+            raise MedcloakError("the names file path exists and is not a file", names_path)
+        if fresh and names_path.exists():
+            try:
+                old = read_batch_manifest(names_path)
+            except MedcloakError:
+                old = [{}]
+            if any("item" not in rec or "input" not in rec for rec in old):
+                raise MedcloakError("exists and is not a medcloak names file; refusing to replace it (choose "
+                                    "another --names)", names_path)
+            try:
+                names_path.unlink()  # a names file of an output folder that is gone
+            except OSError as exc:
+                raise MedcloakError(f"cannot replace the names file ({exc.strerror})", names_path) from None
+        names_latest = {rec.get("item"): rec for rec in read_batch_manifest(names_path, repair=True,
+                                                                              drop_bad=repair_manifest)}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MedcloakError(f"cannot create the output folder ({exc.strerror or type(exc).__name__})", out_dir) from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise MedcloakError("the output folder is not writable", out_dir)
     _remove_stale_tmp(out_dir)
 
+    walk_errors: list[tuple[str, str, str]] = []
     if in_path.is_dir():
-        rels = [p.relative_to(in_root).as_posix() for p in iter_inputs(in_path)]
+        rels = [p.relative_to(in_root).as_posix()
+                for p in iter_inputs(in_path, on_error=lambda p, why: walk_errors.append(
+                    (Path(p).relative_to(in_root).as_posix(), f"{p}: {why}", why)))]
     else:
         rels = [in_path.name]
-    stems = _out_stems(rels)
-    summary.total = len(rels)
+    stems = keep_name_stems(rels) if keep_names else {}
+    summary.total = len(rels) + len(walk_errors)
     common = {"key_fingerprint": summary.key_fingerprint, "model_fingerprint": summary.model_fingerprint,
-              "medcloak_version": __version__, "format": fmt}
-    bar = tqdm(total=len(rels), unit="file", desc="obfuscate", file=sys.stderr, disable=not progress)
+              "medcloak_version": __version__, "format": fmt, "naming": naming}
+    bar = tqdm(total=summary.total, unit="file", desc="obfuscate", file=sys.stderr, disable=not progress)
 
-    def tasks() -> Iterator[list[tuple[str, str, str]]]:
-        task: list[tuple[str, str, str]] = []
+    # output name -> (item id, rel, input sha, "done" | "skipped" | "") of the item that holds it,
+    # to catch any collision (rel is empty for an item of an earlier run not seen in this one)
+    claimed: dict[str, tuple[str, str, str, str]] = {}
+    for ident_, rec in latest.items():
+        if rec.get("status") == "ok":
+            for name in rec.get("outputs") or []:
+                claimed[name] = (ident_, "", "", "")
+
+    def spec_of(rel: str) -> OutputSpec:
+        return OutputSpec(rel=rel, fmt=fmt, key=None if keep_names else key, stem=stems.get(rel, ""),
+                          keep_names=keep_names, limits=limits, burned_in=burned_in, mask_border=border,
+                          mask_regions=regions)
+
+    def error_result(rel: str, in_sha: str, full: str, reason: str) -> dict:
+        return {"input": rel, "input_sha256": in_sha, "frames": 0, "outputs": [], "output_sha256": [],
+                "status": "error", "error": full, "reason": reason, "warning": None}
+
+    def tasks() -> Iterator[list[tuple[str, OutputSpec, str]]]:
+        for rel, full, why in walk_errors:
+            record(error_result(rel, "", full, why))
+        task: list[tuple[str, OutputSpec, str]] = []
         for rel in rels:
             try:
+                check_regular_file(in_root / rel)
                 in_sha = _sha256_file(in_root / rel)
-            except OSError as exc:
-                record({"input": rel, "input_sha256": "", "frames": 0, "outputs": [], "output_sha256": [],
-                        "status": "error", "error": f"{in_root / rel}: cannot read ({exc.strerror})"})
+            except MedcloakError as exc:
+                record(error_result(rel, "", str(exc), exc.reason))
                 continue
-            if _finished(latest.get(rel), in_sha, out_dir):
+            except OSError as exc:
+                why = f"cannot read ({exc.strerror})"
+                record(error_result(rel, "", f"{in_root / rel}: {why}", why))
+                continue
+            if _finished(latest.get(ident(rel)), in_sha, out_dir, names_latest.get(ident(rel)) if not keep_names else None):
                 summary.skipped += 1
+                for name in latest[ident(rel)].get("outputs") or []:
+                    claimed[name] = (ident(rel), rel, in_sha, "skipped")
                 bar.update(1)
                 continue
-            task.append((rel, stems[rel], in_sha))
+            task.append((rel, spec_of(rel), in_sha))
             if len(task) >= batch_size:
                 yield task
                 task = []
         if task:
             yield task
 
-    with open(manifest, "ab") as mf:
+    mf = _open_append(manifest)
+    nf = _open_append(names_path, 0o600) if names_path is not None else None
 
-        def record(rec: dict) -> None:
-            line = json.dumps({**rec, **common}, sort_keys=True) + "\n"
-            mf.write(line.encode("utf-8"))
-            mf.flush()
-            os.fsync(mf.fileno())
-            if rec["status"] == "ok":
-                summary.done += 1
-            else:
-                summary.failed += 1
-                summary.errors.append((rec["input"], rec["error"]))
-            bar.update(1)
-
-        args = (key, model_dir, str(in_root), str(out_dir), fmt, True, scheme)
+    def append(fh, obj: dict, path: Path) -> None:
         try:
-            if workers == 1:
-                _run_serial(tasks(), args, record)
+            fh.write((json.dumps(obj, sort_keys=True) + "\n").encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            raise MedcloakError(f"cannot write ({exc.strerror or type(exc).__name__}); the run stops", path) from None
+
+    def write_record(res: dict) -> None:
+        rel, ident_ = res["input"], ident(res["input"])
+        if keep_names:
+            rec = {k: res[k] for k in ("input", "input_sha256", "frames", "outputs", "output_sha256", "status", "error")}
+            append(mf, {**rec, **common}, manifest)
+            return
+        if nf is not None:
+            append(nf, {"item": ident_, "input": rel, "input_sha256": res["input_sha256"], "status": res["status"],
+                        "outputs": [{"output": o, "frame": i} for i, o in enumerate(res["outputs"])],
+                        "frames": res["frames"], "error": res["error"], "key_fingerprint": summary.key_fingerprint},
+                   names_path)
+        err = None
+        if res["status"] != "ok":
+            err = f"<item {ident_}>: " + _pseudonymous_text(res.get("reason") or res["error"], item=ident_, rel=rel,
+                                                              in_root=in_root)
+        append(mf, {"item": ident_, "frames": res["frames"], "outputs": res["outputs"],
+                    "output_sha256": res["output_sha256"], "status": res["status"], "error": err, **common}, manifest)
+
+    def record(res: dict) -> None:
+        if res["status"] == "ok":
+            rel, ident_, outs = res["input"], ident(res["input"]), list(res["outputs"])
+            clash = [(n, claimed[n]) for n in res["outputs"] if n in claimed and claimed[n][0] != ident_]
+            if clash:
+                name, (other_id, other_rel, other_sha, counted) = clash[0]
+                why = f"output name {name} is also the output of another input"
+                res = error_result(rel, res["input_sha256"], f"{in_root / rel}: {why} ({other_rel or other_id}); "
+                                   "both are marked failed", why)
+                if other_rel:  # the other item's file was overwritten: it is not finished either
+                    write_record(error_result(other_rel, other_sha, f"{in_root / other_rel}: {why} ({rel})", why))
+                    summary.failed += 1
+                    if counted == "done":
+                        summary.done -= 1
+                    elif counted == "skipped":
+                        summary.skipped -= 1
+                    summary.errors.append((other_rel, f"{in_root / other_rel}: {why} ({rel})"))
+                for n in outs:
+                    claimed.pop(n, None)
             else:
-                _run_parallel(tasks(), args, record, workers)
-        finally:
-            bar.close()
+                for n in res["outputs"]:
+                    claimed[n] = (ident_, rel, res["input_sha256"], "done")
+        write_record(res)
+        if res["status"] == "ok":
+            summary.done += 1
+            if res.get("warning"):
+                summary.warnings.append((res["input"], f"{in_root / res['input']}: {res['warning']}"))
+        else:
+            summary.failed += 1
+            summary.errors.append((res["input"], res["error"]))
+        bar.update(1)
+
+    args = (key, model_dir, str(in_root), str(out_dir), fmt, True, scheme)
+    try:
+        if workers == 1:
+            _run_serial(tasks(), args, record)
+        else:
+            _run_parallel(tasks(), args, record, workers)
+    finally:
+        bar.close()
+        mf.close()
+        if nf is not None:
+            nf.close()
     return summary
 
 
@@ -482,9 +771,10 @@ def _run_parallel(tasks, args, record, workers: int) -> None:
                     state["finished"] += 1
                 except BrokenProcessPool:
                     state["broken"] = True
+                    why = "the worker process died while processing this file"
                     results = [{"input": rel, "input_sha256": sha, "frames": 0, "outputs": [], "output_sha256": [],
-                                "status": "error", "error": "the worker process died while processing this file"}
-                               for rel, _stem, sha in task]
+                                "status": "error", "error": why, "reason": why, "warning": None}
+                               for rel, _spec, sha in task]
                 for rec in results:
                     record(rec)
 

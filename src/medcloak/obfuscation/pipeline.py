@@ -434,13 +434,15 @@ class Obfuscator:
         """
         from medcloak.obfuscation.vae import vae_from_bytes
 
+        from medcloak.io.limits import MAX_MODEL_FILE_BYTES, read_capped
+
         d = Path(directory)
         jpath = d / MODEL_JSON
+        if not jpath.exists():
+            raise MedcloakError(f"not a medcloak model folder (no {MODEL_JSON})", d)
         try:
-            doc = json.loads(jpath.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MedcloakError(f"not a medcloak model folder (no {MODEL_JSON})", d) from None
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            doc = json.loads(read_capped(jpath, 16 << 20).decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise MedcloakError(f"unreadable model file ({type(exc).__name__})", jpath) from None
         if not isinstance(doc, dict) or doc.get("format") != _MODEL_FORMAT:
             raise MedcloakError("not a medcloak model file", jpath)
@@ -450,14 +452,24 @@ class Obfuscator:
         if fp != key.fingerprint:
             short = ":".join(fp[i : i + 4] for i in range(0, 16, 4))
             raise MedcloakError(f"model was fitted under key {short}, not {key.short_fingerprint}", d)
-        config = ObfuscationConfig.from_dict(doc.get("config") or {})
+        raw_config = doc.get("config") or {}
+        if not isinstance(raw_config, dict):
+            raise MedcloakError(f"model file is damaged ('config' is a {type(raw_config).__name__}, not an object)",
+                                jpath)
+        try:
+            config = ObfuscationConfig.from_dict(raw_config)
+        except MedcloakError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any malformed field
+            raise MedcloakError(f"model file is damaged (bad 'config': {type(exc).__name__}: {exc})", jpath) from None
         obf = cls(key, config=config)
         if doc.get("vae_file"):
-            try:
-                vae_bytes = (d / doc["vae_file"]).read_bytes()
-            except OSError as exc:
-                raise MedcloakError(f"cannot read the VAE file: {exc.strerror}", d / str(doc["vae_file"])) from None
-            obf._vae_bytes = vae_bytes
+            vae_name = str(doc["vae_file"])
+            vae_path = d / vae_name
+            if Path(vae_name).is_absolute() or ".." in Path(vae_name).parts or "/" in vae_name:
+                raise MedcloakError(f"model file names a VAE file outside its folder ({vae_name!r})", jpath)
+            # the JSON's format, version and key were checked above; the weights are read capped
+            obf._vae_bytes = read_capped(vae_path, MAX_MODEL_FILE_BYTES)
         elif config.uses_vae:
             raise MedcloakError("model file names no VAE but its order needs one", jpath)
         payload = b"medcloak-model-v1\x00" + _canonical(config.to_dict()) + b"\x00" + (obf._vae_bytes or b"")

@@ -4,12 +4,17 @@ Endpoints (all JSON errors are ``{"error": "<one line>"}`` with a 4xx status):
 
 =========================  ===================================================================
 ``GET /``                  the page (plus ``/app.js``, ``/app.css``; nothing from elsewhere)
-``POST /api/start``        ``{"name": str}``: start or resume that reader; returns the state
-``GET /api/next``          ``?reader=NAME``: the state of a known reader (404 if unknown)
-``POST /api/answer``       ``{"reader", "item", "visibility": 1-5, "artery": LCA|RCA|unsure,
+``POST /api/start``        ``{"token": str}``: start or resume the reader holding that token
+``GET /api/next``          header ``X-Reader-Token``: the state of that reader
+``POST /api/answer``       ``{"token", "item", "visibility": 1-5, "artery": LCA|RCA|unsure,
                            "stenosis": yes|no|unsure, "elapsed_ms"?}``; returns the next state
 ``GET /image/{id}``        the PNG of an item id listed in ``items.csv`` (nothing else)
 =========================  ===================================================================
+
+Readers are registered beforehand with ``medcloak readers add RUN_DIR NAME``, which prints the
+reader's secret token once (only its SHA-256 is stored). Every answer needs the token; a missing,
+wrong or unknown token gets the same 401 answer, so the API never tells whether a name exists,
+and nobody can continue another reader's session by typing their name.
 
 A state is ``{"reader", "total", "done", "item": {"id", "image"} | null}``; it never holds
 the condition, frame or ground truth. A reader's order is a deterministic shuffle keyed by the
@@ -24,14 +29,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medcloak.errors import MedcloakError
-from medcloak.readers.db import ANSWERS_DB, AnswerDB, DuplicateAnswer, MAX_NAME, normalise_name
+from medcloak.readers.db import ANSWERS_DB, AnswerDB, DuplicateAnswer, normalise_name
 from medcloak.readers.items import ID_PATTERN, ITEMS_CSV, read_reader_items, readers_dir
 from medcloak.readers.page import APP_CSS, APP_JS, INDEX_HTML
 
@@ -43,12 +48,12 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 class _Start(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=4 * MAX_NAME)
+    token: str = Field(min_length=1, max_length=256)
 
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reader: str = Field(min_length=1, max_length=4 * MAX_NAME)
+    token: str = Field(min_length=1, max_length=256)
     item: str = Field(max_length=64)
     visibility: int = Field(ge=1, le=5, strict=True)
     artery: Literal["LCA", "RCA", "unsure"]
@@ -137,10 +142,11 @@ def create_app(run_dir: str | os.PathLike) -> FastAPI:
         item = None if nxt is None else {"id": nxt, "image": f"/image/{nxt}"}
         return {"reader": name, "total": total, "done": len(done & items.keys()), "item": item}
 
-    def known_reader(name: str) -> tuple[int, str]:
-        found = db.reader(name, create=False)
-        if found is None:
-            raise StarletteHTTPException(404, f"unknown reader {normalise_name(name)!r}; start first")
+    def known_reader(token: str | None) -> tuple[int, str]:
+        found = db.reader_by_token(token or "")
+        if found is None:  # one answer for a missing, wrong or unknown token: no name is confirmed
+            raise StarletteHTTPException(401, "unknown reader token; ask the study organiser for yours "
+                                              "(medcloak readers add)")
         return found
 
     @app.get("/", response_class=HTMLResponse)
@@ -161,17 +167,17 @@ def create_app(run_dir: str | os.PathLike) -> FastAPI:
 
     @app.post("/api/start")
     def start(body: _Start) -> JSONResponse:
-        rid, name = db.reader(body.name)
+        rid, name = known_reader(body.token)
         return JSONResponse(state(rid, name), headers=_NO_STORE)
 
     @app.get("/api/next")
-    def next_item(reader: str) -> JSONResponse:
-        rid, name = known_reader(reader)
+    def next_item(x_reader_token: str | None = Header(default=None)) -> JSONResponse:
+        rid, name = known_reader(x_reader_token)
         return JSONResponse(state(rid, name), headers=_NO_STORE)
 
     @app.post("/api/answer")
     def answer(body: _Answer) -> JSONResponse:
-        rid, name = known_reader(body.reader)
+        rid, name = known_reader(body.token)
         if body.item not in items:
             raise StarletteHTTPException(404, f"unknown item id {body.item[:64]!r}")
         db.add_answer(rid, body.item, visibility=body.visibility, artery=body.artery,

@@ -1,7 +1,8 @@
 """The answers database of a reader study: ``RUN_DIR/readers/answers.sqlite``.
 
-Two tables: ``readers`` (one row per reader name; names compare case-insensitively) and
-``answers`` (one row per reader and item, ``UNIQUE(reader_id, item)``). Every answer is
+Two tables: ``readers`` (one row per reader name; names compare case-insensitively; the SHA-256
+of the reader's secret token, see :meth:`AnswerDB.add_reader`) and ``answers`` (one row per
+reader and item, ``UNIQUE(reader_id, item)``). Every answer is
 committed in its own transaction the moment it arrives; the database runs in WAL mode with
 ``synchronous=FULL``, so a crash of the server (or the machine) loses no stored answer.
 """
@@ -9,7 +10,10 @@ committed in its own transaction the moment it arrives; the database runs in WAL
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -40,7 +44,8 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS readers (
     id      INTEGER PRIMARY KEY,
     name    TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    token_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS answers (
     id         INTEGER PRIMARY KEY,
@@ -62,6 +67,10 @@ class DuplicateAnswer(MedcloakError):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def normalise_name(name: str) -> str:
@@ -97,6 +106,9 @@ class AnswerDB:
             with self._connect() as con:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(_SCHEMA)
+                columns = {r[1] for r in con.execute("PRAGMA table_info(readers)")}
+                if "token_sha256" not in columns:  # a database from before reader tokens
+                    con.execute("ALTER TABLE readers ADD COLUMN token_sha256 TEXT")
         except sqlite3.DatabaseError as exc:
             raise MedcloakError(f"not a usable answers database: {exc}", self.path) from None
 
@@ -119,6 +131,45 @@ class AnswerDB:
                 con.execute("INSERT OR IGNORE INTO readers (name, created) VALUES (?, ?)", (name, _now()))
                 row = con.execute("SELECT id, name FROM readers WHERE name = ?", (name,)).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
+
+    def add_reader(self, name: str, *, new_token: bool = False) -> str:
+        """Register reader ``name`` and return their secret token (printed once, stored hashed).
+
+        Parameters
+        ----------
+        name : str
+            The reader's name (case-insensitive; shown in the export).
+        new_token : bool
+            Issue a new token for a reader who exists (the old one stops working).
+
+        Raises
+        ------
+        MedcloakError
+            If the reader exists already and ``new_token`` is False.
+        """
+        name = normalise_name(name)
+        token = secrets.token_urlsafe(18)
+        digest = _token_digest(token)
+        with self._connect() as con:
+            row = con.execute("SELECT id, token_sha256 FROM readers WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[1] and not new_token:
+                raise MedcloakError(f"reader {name!r} exists already; pass --new-token to replace their token")
+            if row is None:
+                con.execute("INSERT INTO readers (name, created, token_sha256) VALUES (?, ?, ?)", (name, _now(), digest))
+            else:
+                con.execute("UPDATE readers SET token_sha256 = ? WHERE id = ?", (digest, row[0]))
+        return token
+
+    def reader_by_token(self, token: str) -> tuple[int, str] | None:
+        """``(id, name)`` of the reader holding ``token``, else None (unknown or empty token)."""
+        if not isinstance(token, str) or not 8 <= len(token) <= 256:
+            return None
+        digest = _token_digest(token)
+        with self._connect() as con:
+            row = con.execute("SELECT id, name, token_sha256 FROM readers WHERE token_sha256 = ?", (digest,)).fetchone()
+        if row is None or not hmac.compare_digest(str(row[2]), digest):
+            return None
+        return int(row[0]), str(row[1])
 
     def answered(self, reader_id: int) -> set[str]:
         """Item ids the reader has answered."""

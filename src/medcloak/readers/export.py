@@ -285,12 +285,29 @@ def summarise(items: list[Item], answers: list[dict]) -> dict:
     }
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP "CSV injection").
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    single quote, so ``=HYPERLINK(...)`` is shown as text; numbers are written as they are.
+
+    >>> print(csv_cell('=HYPERLINK("http://x")'), csv_cell("-1"), csv_cell(-1), csv_cell("Dr A"))
+    '=HYPERLINK("http://x") '-1 -1 Dr A
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(columns: Sequence[str], rows: list[dict]) -> str:
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+        w.writerow({k: ("" if r.get(k) is None else csv_cell(r[k])) for k in columns})
     return buf.getvalue()
 
 

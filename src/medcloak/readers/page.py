@@ -24,12 +24,13 @@ INDEX_HTML = """<!doctype html>
 <main>
 <section id="login">
   <form id="login-form">
-    <label for="name">Your name</label>
-    <input id="name" name="name" maxlength="64" autocomplete="off" required autofocus>
+    <label for="token">Your reader code</label>
+    <input id="token" name="token" maxlength="256" autocomplete="off" spellcheck="false" required autofocus>
     <button type="submit" id="start">Start</button>
   </form>
   <p id="login-message" class="message" role="alert"></p>
-  <p class="hint">A returning reader continues where they stopped. Images come in a random
+  <p class="hint">The study organiser gives each reader a personal code
+  (<code>medcloak readers add</code>); keep it to yourself. A returning reader continues where they stopped. Images come in a random
   order, and you are not told how each image was made. Answer from what you see.</p>
 </section>
 <section id="study" hidden>
@@ -113,8 +114,9 @@ a { color: var(--accent); }
 APP_JS = r"""
 "use strict";
 const $ = (id) => document.getElementById(id);
-const STORE = "medcloak-reader";
+const STORE = "medcloak-reader-token";
 let state = null;      // {reader, total, done, item: {id, image} | null}
+let token = "";
 let answer = {};
 let shownAt = 0;
 let busy = false;
@@ -135,7 +137,6 @@ function show(which) {
 function render(s) {
   state = s;
   answer = {};
-  localStorage.setItem(STORE, s.reader);
   $("who").textContent = "Reader: " + s.reader;
   document.querySelectorAll("button[data-q]").forEach((b) => b.setAttribute("aria-pressed", "false"));
   $("submit").disabled = true;
@@ -180,7 +181,7 @@ async function submit() {
   $("submit").disabled = true;
   try {
     render(await api("/api/answer", {
-      reader: state.reader, item: state.item.id, visibility: answer.visibility,
+      token: token, item: state.item.id, visibility: answer.visibility,
       artery: answer.artery, stenosis: answer.stenosis,
       elapsed_ms: Math.round(performance.now() - shownAt)}));
   } catch (e) {
@@ -191,11 +192,15 @@ async function submit() {
   }
 }
 
-async function start(name) {
+async function start(code) {
   $("login-message").textContent = "";
   try {
-    render(await api("/api/start", {name: name}));
+    const s = await api("/api/start", {token: code.trim()});
+    token = code.trim();
+    localStorage.setItem(STORE, token);
+    render(s);
   } catch (e) {
+    token = "";
     localStorage.removeItem(STORE);
     $("login-message").textContent = e.message;
     show("login");
@@ -222,16 +227,17 @@ document.querySelectorAll("button[data-q]").forEach((b) =>
 $("submit").addEventListener("click", submit);
 $("image").addEventListener("load", loaded);
 $("image").addEventListener("error", () => { $("message").textContent = "the image could not be loaded; reload the page"; });
-$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); start($("name").value); });
+$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); start($("token").value); });
 $("switch").addEventListener("click", (ev) => {
   ev.preventDefault();
   localStorage.removeItem(STORE);
   state = null;
+  token = "";
   $("who").textContent = "";
   $("progress").textContent = "";
-  $("name").value = "";
+  $("token").value = "";
   show("login");
-  $("name").focus();
+  $("token").focus();
 });
 
 const saved = localStorage.getItem(STORE);
