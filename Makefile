@@ -18,7 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medcloak study --preset demo --out runs/demo
-	@echo "demo: open runs/demo/report.html (a rerun skips finished stages; medcloak readers serve runs/demo for the reader study)"
+	@echo "demo: open runs/demo/report.html (a rerun skips finished stages; medcloak readers add runs/demo NAME, then readers serve runs/demo, for the reader study)"
 
 # Debian's chromium for the readers' browser test (Playwright drives it through executable_path).
 browser:

@@ -535,7 +535,8 @@ def _html(out: Path, config, m: Mapping, point: Mapping, stages: Mapping) -> str
                  "judged vessel visibility, the artery and stenosis per condition.</p>")
         p.append(_readers_table(m["readers"]))
     else:
-        p.append("<p>No reader answers yet. Run <code>medcloak readers serve OUT</code>, let readers answer, then "
+        p.append("<p>No reader answers yet. Register each reader with <code>medcloak readers add OUT NAME</code> "
+                 "(it prints their personal token), run <code>medcloak readers serve OUT</code>, let readers answer, then "
                  "<code>medcloak readers export OUT</code> and rerun this study command: the report is rebuilt with "
                  "their summary (every other stage is skipped).</p>")
 
