@@ -50,6 +50,7 @@ _TAG_LABEL = "scheme-tag"
 BUILTIN: dict[str, str] = {
     "paper": "medcloak.obfuscation.paper:PaperScheme",
     "blockwise": "medcloak.obfuscation.blockwise:BlockwiseScheme",
+    "randenc": "medcloak.obfuscation.randenc:RandEncScheme",
 }
 _REGISTRY: dict[str, type] = {}
 
