@@ -51,6 +51,8 @@ BUILTIN: dict[str, str] = {
     "paper": "medcloak.obfuscation.paper:PaperScheme",
     "blockwise": "medcloak.obfuscation.blockwise:BlockwiseScheme",
     "randenc": "medcloak.obfuscation.randenc:RandEncScheme",
+    "pixelate": "medcloak.obfuscation.pixelate:PixelateScheme",
+    "blur": "medcloak.obfuscation.blur:BlurScheme",
 }
 _REGISTRY: dict[str, type] = {}
 
