@@ -53,6 +53,7 @@ BUILTIN: dict[str, str] = {
     "randenc": "medcloak.obfuscation.randenc:RandEncScheme",
     "pixelate": "medcloak.obfuscation.pixelate:PixelateScheme",
     "blur": "medcloak.obfuscation.blur:BlurScheme",
+    "svd": "medcloak.obfuscation.svd:SVDScheme",
 }
 _REGISTRY: dict[str, type] = {}
 
