@@ -12,7 +12,9 @@ whole dataset, as in the source):
 
 1. ``levels`` set (the variant "blockwise+map"): quantise to ``levels`` grey levels and apply the
    paper's keyed non-bijective map (:meth:`medcloak.obfuscation.mapping.IntensityMap.from_key`,
-   the same table the ``paper`` scheme draws under this key at these levels);
+   the same table the ``paper`` scheme draws under this key at these levels), kept as integer
+   levels ``0 .. L-1`` through the block steps (a flip is ``k -> L-1-k``) and divided by
+   ``L - 1`` at the end, so the output holds exactly the map's ``L`` values;
 2. split into ``block x block`` blocks (frame sides must be multiples of ``block``);
 3. negative-positive transform ``x -> 1 - x`` at the pixel positions (within the block) that the
    key marks -- **per position, shared by every block** (``"blockwise/flip"``, one fair keyed
@@ -25,7 +27,7 @@ whole dataset, as in the source):
 Our choices where the sources are silent or leave options: the order above (flip, then shuffle,
 then scramble: all three commute up to relabelling, so the order only fixes which key bits do
 what); flips per position rather than per block; the map applied *before* the block steps (so
-flips stay on the level grid: ``1 - k/(L-1)`` is a level); the key-stream derivations
+flips stay on the level grid); the key-stream derivations
 (permutations are the stable argsort of key-stream uniforms, :func:`._zoo.keyed_permutation`);
 no colour-channel shuffle (the frames are grey).
 
@@ -157,29 +159,46 @@ class BlockwiseScheme(Scheme):
         n = len(b)
         return b.reshape(n, gh, gw, p, p).transpose(0, 1, 3, 2, 4).reshape(n, gh * p, gw * p)
 
+    def _top(self):
+        """The flip's ``1``: 1.0 on float frames, ``L - 1`` on integer levels (flips stay exact levels)."""
+        return np.float32(1.0) if self.config.levels is None else np.int64(self.config.levels - 1)
+
     def _apply(self, frames: np.ndarray) -> np.ndarray:
-        x = frames if self.config.levels is None else self._map()(frames)
-        b, gh, gw = self._split(np.asarray(x, np.float32))
+        if self.config.levels is None:
+            x = frames
+        else:  # the keyed map on integer levels: table[quantise(x)] (out_levels = levels)
+            from medcloak.obfuscation.mapping import quantise
+
+            m = self._map()
+            x = m.table.astype(np.int64)[quantise(frames, m.levels)]
+        b, gh, gw = self._split(x)
         perm, flips = self._pixel()
         b = b.copy()
-        b[:, :, flips] = np.float32(1.0) - b[:, :, flips]
+        b[:, :, flips] = self._top() - b[:, :, flips]
         b = b[:, :, perm]
         b = b[:, self._blocks(gh, gw), :]
-        return self._join(b, gh, gw)
+        return self._levels_to_float(self._join(b, gh, gw))
+
+    def _levels_to_float(self, x: np.ndarray) -> np.ndarray:
+        if self.config.levels is None:
+            return x
+        return x.astype(np.float32) / np.float32(self.config.levels - 1)  # as IntensityMap's lut
 
     def invert(self, obfuscated: np.ndarray) -> np.ndarray:
         """Undo the block steps with the key (what the key holder, or a T1 reference, can do).
 
         Exact on values on a ``2**-24`` grid (flips ``1 - (1 - x)``). With ``levels`` the result is
-        the *mapped* frame: the keyed map itself is non-bijective and is not undone.
+        the *mapped* frame (exactly the map's output): the keyed map is non-bijective and is not undone.
         """
         self._require_fitted()
         y = np.asarray(obfuscated, np.float32)
         single = y.ndim == 2
+        if self.config.levels is not None:
+            y = np.rint(y * np.float32(self.config.levels - 1)).astype(np.int64)
         b, gh, gw = self._split(y[None] if single else y)
         perm, flips = self._pixel()
         b = b[:, np.argsort(self._blocks(gh, gw)), :]
         b = b[:, :, np.argsort(perm)]
-        b[:, :, flips] = np.float32(1.0) - b[:, :, flips]
-        out = self._join(b, gh, gw)
+        b[:, :, flips] = self._top() - b[:, :, flips]
+        out = self._levels_to_float(self._join(b, gh, gw))
         return out[0] if single else out
