@@ -203,3 +203,47 @@ def test_randenc_tokens_and_per_frame_shuffle():
     plain = fitted("randenc", {**cfg, "shuffle": False}).apply(FRAMES)  # same keyed weights, no shuffle
     for i in range(3):
         assert np.array_equal(y[i], plain[i][s.token_order(FRAMES[i])])
+
+
+# ------------------------------------------------------------------------------ bottleneck (trains)
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    from medcloak.io.frameset import FrameSet
+
+    rng = np.random.default_rng(2)
+    x = rng.random((16, 16, 16), dtype=np.float32) * 0.5
+    x[1::2, :8] += 0.4  # class B is brighter at the top
+    return FrameSet(x, ["A", "B"] * 8, [f"p{i}" for i in range(16)])
+
+
+BN = {"channels": 4, "epochs": 2, "batch_size": 8}
+
+
+def test_bottleneck_trains_with_labels_deterministically_and_saves_only_the_encoder(labelled, tmp_path,
+                                                                                      one_torch_thread):
+    s = make_scheme("bottleneck", BN).fit(labelled, KEY, val=labelled)
+    y = s.apply(labelled.frames)
+    assert y.shape == (16, 4, 4) == (16, *s.output_shape(16, 16)) and 0 <= y.min() and y.max() <= 1
+    assert [r["epoch"] for r in s.history] == [1, 2] and all(np.isfinite(r["recon_mse"]) for r in s.history)
+    assert np.array_equal(make_scheme("bottleneck", BN).fit(labelled, KEY).apply(labelled.frames), y)
+    assert np.array_equal(s.apply(labelled.frames[5]), y[5])
+    assert not np.array_equal(make_scheme("bottleneck", BN).fit(labelled, OTHER).apply(labelled.frames), y)
+    s.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["encoder.npz", "scheme.json"]
+    for f in (tmp_path / "m").iterdir():
+        assert KEY._secret not in f.read_bytes() and KEY._secret.hex().encode() not in f.read_bytes()
+    back = load_scheme(tmp_path / "m", KEY, expect="bottleneck")
+    assert np.array_equal(back.apply(labelled.frames), y) and back.model_fingerprint == s.model_fingerprint
+    with pytest.raises(MedcloakError, match="fit it again"):
+        s.rekey(OTHER)
+
+
+def test_bottleneck_needs_labels_and_a_valid_config(labelled):
+    with pytest.raises(MedcloakError, match="needs task labels"):
+        make_scheme("bottleneck", BN).fit(labelled.frames, KEY)
+    for bad in ({"downsample": 3}, {"adv_weight": -1.0}, {"lr": 0}, {"epochs": 0}, {"channels": True}):
+        with pytest.raises(MedcloakError, match="bottleneck"):
+            make_scheme("bottleneck", bad)
+    assert make_scheme("bottleneck", make_scheme("bottleneck", BN).config.to_dict()).config.epochs == 2

@@ -54,6 +54,7 @@ BUILTIN: dict[str, str] = {
     "pixelate": "medcloak.obfuscation.pixelate:PixelateScheme",
     "blur": "medcloak.obfuscation.blur:BlurScheme",
     "svd": "medcloak.obfuscation.svd:SVDScheme",
+    "bottleneck": "medcloak.obfuscation.bottleneck:BottleneckScheme",
 }
 _REGISTRY: dict[str, type] = {}
 
