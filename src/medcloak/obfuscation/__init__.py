@@ -3,6 +3,9 @@
 * :mod:`.scheme` -- the :class:`Scheme` interface, :func:`get_scheme`, :func:`load_scheme`;
 * :mod:`.paper` -- the scheme ``paper`` (VAE + keyed map; engine :mod:`.pipeline`, :mod:`.vae`,
   :mod:`.mapping`);
+* the published rivals, one module each (source and our choices in each docstring):
+  :mod:`.blockwise`, :mod:`.randenc`, :mod:`.pixelate`, :mod:`.blur`, :mod:`.svd`,
+  :mod:`.bottleneck` (helpers shared by them: :mod:`._zoo`);
 * :mod:`.batch` -- a whole archive, resumable, with a manifest.
 """
 

@@ -540,6 +540,8 @@ def obfuscate_tree(
                                 f"outside the output folder {out_dir}", names_path)
     model_dir = None if model_dir is None else str(Path(model_dir))
     obf = _make_obfuscator(key, model_dir, scheme)  # validates the model and the key before any work
+    if fmt != "npy" and not obf.output_in_unit_range:
+        raise MedcloakError(f"scheme {obf.name} outputs real values; use --format npy")
     summary = BatchSummary(map_only=model_dir is None, out=out_dir, manifest=out_dir / MANIFEST_NAME,
                            names=names_path, fmt=fmt, key_fingerprint=key.fingerprint,
                            model_fingerprint=obf.model_fingerprint)

@@ -14,7 +14,9 @@ a new scheme is one new file plus one line in :data:`BUILTIN` and works everywhe
 
 What the cloud's model needs to know about the output is :attr:`Scheme.output`
 (``"grey levels"``: an image whose values are ``output_levels`` levels; ``"image"``: a float
-image; ``"patch tokens"``: a sequence of patch vectors laid out as an image).
+image; ``"patch tokens"``: a sequence of patch vectors, one frame's output of shape ``(T, D)``),
+its shape (:meth:`Scheme.output_shape`) and whether it stays in [0, 1]
+(:attr:`Scheme.output_in_unit_range`).
 
 Model folder: ``scheme.json`` (format, scheme name, config, config hash, key fingerprint, model
 fingerprint, an HMAC-SHA256 tag under a key sub-key) plus the scheme's own files. A folder
@@ -47,6 +49,12 @@ _TAG_LABEL = "scheme-tag"
 #: Built-in schemes: name -> "module:Class" (imported on first use, so ``map-only`` never imports torch).
 BUILTIN: dict[str, str] = {
     "paper": "medcloak.obfuscation.paper:PaperScheme",
+    "blockwise": "medcloak.obfuscation.blockwise:BlockwiseScheme",
+    "randenc": "medcloak.obfuscation.randenc:RandEncScheme",
+    "pixelate": "medcloak.obfuscation.pixelate:PixelateScheme",
+    "blur": "medcloak.obfuscation.blur:BlurScheme",
+    "svd": "medcloak.obfuscation.svd:SVDScheme",
+    "bottleneck": "medcloak.obfuscation.bottleneck:BottleneckScheme",
 }
 _REGISTRY: dict[str, type] = {}
 
@@ -79,6 +87,9 @@ class Scheme:
     key_independent_fit: ClassVar[bool] = True
     #: True when fitting needs task labels (the chart marks such schemes).
     uses_labels: ClassVar[bool] = False
+    #: False when the output holds real values outside [0, 1] (noise, rotations, random
+    #: encoders): only ``--format npy`` can store it (:mod:`.batch` refuses PNG and DICOM).
+    output_in_unit_range: ClassVar[bool] = True
 
     def __init__(self, config=None, **fields):
         if config is not None and fields:
@@ -134,6 +145,14 @@ class Scheme:
     def uses_torch(self) -> bool:
         """True when :meth:`apply` runs a torch network (batch workers then pin one thread)."""
         return False
+
+    def output_shape(self, h: int, w: int) -> tuple[int, ...]:
+        """Shape of one frame's output for an (h, w) input (of :attr:`input_size` where it has one).
+
+        Default ``(h, w)``: an image of the input's size. Low-resolution releases and patch
+        encoders override it (e.g. ``(T, D)`` patch tokens).
+        """
+        return (int(h), int(w))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r}, fitted={self.fitted})"
