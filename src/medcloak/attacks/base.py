@@ -58,10 +58,11 @@ def make_row(threat: str, variant: str, scores: dict, seconds: float, n_pairs=No
 
 @dataclass
 class AttackerData:
-    """The attacker's own angiograms (other patients) and their vessel masks."""
+    """The attacker's own angiograms (other patients), their vessel masks and task labels."""
 
     frames: np.ndarray
     masks: np.ndarray
+    labels: list | None = None
 
 
 @dataclass
@@ -80,8 +81,16 @@ class Knowledge:
         Frame side.
     levels : int or None
         Grey levels of the obfuscated frames (public), ``None`` for non-quantised outputs.
+    image_output : bool
+        The obfuscated frames can be read as images of the originals' size
+        (:func:`medcloak.attacks.own.image_like`); False for patch tokens.
+    uses_labels : bool
+        The scheme trains with task labels (the attacker's re-run then needs its own labels).
     leak : callable, optional
-        The victim's own fitted obfuscation (T1 only: it makes the leaked pairs).
+        The victim's own fitted obfuscation (T1 only: it makes the leaked pairs), its output read
+        as images (:func:`medcloak.attacks.own.image_like`).
+    leak_raw : callable, optional
+        The same, its output as the cloud holds it (attacks that read a scheme's secret off pairs).
     leak_pool : ndarray (N, H, W), optional
         Victim originals that may leak (T1).
     ciphertexts : ndarray (M, H, W), optional
@@ -96,7 +105,10 @@ class Knowledge:
     config: object
     size: int
     levels: int | None = 256
+    image_output: bool = True
+    uses_labels: bool = False
     leak: Callable[[np.ndarray], np.ndarray] | None = None
+    leak_raw: Callable[[np.ndarray], np.ndarray] | None = None
     leak_pool: np.ndarray | None = None
     ciphertexts: np.ndarray | None = None
     ciphertext_victims: np.ndarray | None = None
@@ -106,7 +118,9 @@ class Knowledge:
     def own_obfuscation(self):
         """The public scheme fitted on the attacker's own frames (fitted once, then shared)."""
         if self._own is None:
-            self._own = self.scheme.fit(self.attacker.frames, seed=self.config.attacker_seed, progress=self.progress)
+            labels = self.attacker.labels if self.uses_labels else None
+            self._own = self.scheme.fit(self.attacker.frames, seed=self.config.attacker_seed, progress=self.progress,
+                                        labels=labels)
         return self._own
 
 
@@ -125,6 +139,9 @@ class Attack:
     knows: ClassVar[str] = ""
     #: ``"reconstruction"`` (frames) or ``"segmentation"`` (vessel probabilities in [0, 1]).
     kind: ClassVar[str] = "reconstruction"
+    #: What ``__call__`` takes: ``"image"`` (the release as an image of the frame's size,
+    #: :func:`medcloak.attacks.own.image_like`) or ``"raw"`` (the release as the cloud holds it).
+    input: ClassVar[str] = "image"
 
     def __init__(self, variant: str = ""):
         self.variant = variant
@@ -134,6 +151,14 @@ class Attack:
     def variants(cls, knowledge: Knowledge) -> list[str]:
         """The rows this attack gives (default: one)."""
         return [""]
+
+    @classmethod
+    def applies(cls, knowledge: Knowledge) -> str | None:
+        """Why this attack does not fit the scheme (``None``: it does). Default: the attack works
+        on images, so it needs an output that reads as an image of the frame's size."""
+        if not knowledge.image_output:
+            return "the scheme's output is not an image (a scheme-specific attack is needed)"
+        return None
 
     @property
     def label(self) -> str:

@@ -402,7 +402,7 @@ class DirectView(Attack):
         from medcloak.attacks.handmade import handmade_vessel_masks
 
         t = time.perf_counter()
-        masks = handmade_vessel_masks(victim.test_obfuscated)
+        masks = handmade_vessel_masks(victim.test_images)
         seconds = (time.perf_counter() - t) / max(len(masks), 1)
         return [make_row("T0-handmade", str(name), score(m, victim, prior, kind="segmentation"), seconds)
                 for name, m in masks.items()]

@@ -16,11 +16,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KeyedObfuscate", "PublicScheme", "attacker_key", "obfuscate_under_keys"]
+__all__ = ["KeyedObfuscate", "PublicScheme", "attacker_key", "obfuscate_under_keys", "image_like"]
 
 #: ``obfuscate(frames (N, H, W), key_index) -> obfuscated``: the public algorithm, fitted by the
 #: attacker, under the attacker's ``key_index``-th own key.
 KeyedObfuscate = Callable[[np.ndarray, int], np.ndarray]
+
+
+def image_like(obfuscated: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """The obfuscated frames as images of the originals' ``shape``, the input of the image attacks.
+
+    Same-size outputs pass unchanged. A low-resolution release (``(N, h, w)`` with ``H / h`` and
+    ``W / w`` whole numbers: pixelate, bottleneck) is upsampled by pixel repetition, the input of
+    a super-resolution decoder. Anything else (patch tokens) is not an image: ``None``.
+
+    >>> image_like(np.ones((2, 4, 4), np.float32), (8, 8)).shape
+    (2, 8, 8)
+    >>> image_like(np.ones((2, 16, 64), np.float32), (8, 8)) is None
+    True
+    """
+    x = np.asarray(obfuscated, dtype=np.float32)
+    if x.ndim != 3:
+        return None
+    h, w = x.shape[1:]
+    if (h, w) == tuple(shape):
+        return x
+    if h <= shape[0] and w <= shape[1] and shape[0] % h == 0 and shape[1] % w == 0:
+        return np.repeat(np.repeat(x, shape[0] // h, axis=1), shape[1] // w, axis=2)
+    return None
 
 
 def attacker_key(seed: int, index: int):
@@ -67,16 +90,31 @@ class PublicScheme:
 
         return make_scheme(self.scheme, self.config)
 
-    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False) -> KeyedObfuscate:
+    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False, labels=None) -> KeyedObfuscate:
         """Fit the scheme on the attacker's ``frames`` under own key 0; other key indices reuse
         that fit under their own key (:meth:`Scheme.rekey`) or, for schemes whose training sees
-        the key, fit again on the same frames."""
+        the key, fit again on the same frames.
+
+        ``labels`` (the attacker's own task labels) are handed to schemes that train with labels.
+        The returned function gives :func:`image_like` outputs (same-size images), so image
+        attacks (T0, T2, T3) can train on them; it raises for outputs that are not images.
+        """
+        from medcloak.errors import MedcloakError
+        from medcloak.io.frameset import FrameSet
+
         frames = np.asarray(frames, dtype=np.float32)
         n_val = max(1, len(frames) // 10) if len(frames) > 1 else 0
+        if self.make().uses_labels and labels is None:
+            raise MedcloakError(f"scheme {self.scheme!r} trains with task labels; this attacker has none")
+
+        def part(sl):
+            if labels is None:
+                return frames[sl]
+            return FrameSet(frames[sl], list(labels)[sl], [""] * len(frames[sl]))
 
         def fitted(key_index: int):
-            return self.make().fit(frames[n_val:], attacker_key(seed, key_index),
-                                   val=frames[:n_val] if n_val else None, progress=progress)
+            return self.make().fit(part(slice(n_val, None)), attacker_key(seed, key_index),
+                                   val=part(slice(0, n_val)) if n_val else None, progress=progress)
 
         base = fitted(0)
 
@@ -88,7 +126,13 @@ class PublicScheme:
                 return fitted(key_index)
             return base.rekey(attacker_key(seed, key_index))
 
-        return lambda x, key_index: keyed(int(key_index)).apply(x)
+        def obfuscate(x, key_index):
+            out = image_like(keyed(int(key_index)).apply(x), np.shape(x)[1:])
+            if out is None:
+                raise MedcloakError(f"scheme {self.scheme!r} does not output images: image attacks do not apply")
+            return out
+
+        return obfuscate
 
 
 def obfuscate_under_keys(

@@ -252,6 +252,12 @@ class CrossDomain(_Inverse):
     threat = "T3"
     knows = "the algorithm and its own non-angiography images"
 
+    @classmethod
+    def applies(cls, knowledge: Knowledge) -> str | None:
+        if knowledge.uses_labels:
+            return "the scheme trains with task labels, which non-angiography images do not have"
+        return super().applies(knowledge)
+
     def fit(self, knowledge: Knowledge) -> "CrossDomain":
         c = knowledge.config
         self.variant = _keys_variant(c)

@@ -44,7 +44,7 @@ import numpy as np
 
 from medcloak.attacks import prior as _prior
 from medcloak.attacks.base import COLUMNS, AttackerData, Knowledge, attack_names, get_attack, make_row, score
-from medcloak.attacks.own import PublicScheme
+from medcloak.attacks.own import PublicScheme, image_like
 from medcloak.attacks.reconstruction import cross_domain_sources
 from medcloak.attacks.unet import NetConfig
 from medcloak.errors import MedcloakError
@@ -174,13 +174,21 @@ class AttackVictim:
         self.test_obfuscated = np.asarray(self.test_obfuscated, np.float32)
         self.test_masks = np.asarray(self.test_masks).astype(bool)
         self.train_originals = np.asarray(self.train_originals, np.float32)
-        shapes = {self.test_originals.shape, self.test_obfuscated.shape, self.test_masks.shape}
-        if len(shapes) != 1 or self.test_originals.ndim != 3 or len(self.test_originals) == 0:
-            raise MedcloakError(f"victim: test originals, obfuscated frames and masks must be equal (M, H, W) stacks, got {sorted(shapes)}")
+        shapes = {self.test_originals.shape, self.test_masks.shape}
+        if len(shapes) != 1 or self.test_originals.ndim != 3 or len(self.test_originals) == 0 \
+                or len(self.test_obfuscated) != len(self.test_originals):
+            raise MedcloakError(f"victim: test originals and masks must be equal (M, H, W) stacks with one obfuscated "
+                                f"frame each, got {sorted(shapes)} and {self.test_obfuscated.shape}")
         if self.train_originals.ndim != 3 or self.train_originals.shape[1:] != self.test_originals.shape[1:]:
             raise MedcloakError(f"victim: training frames {self.train_originals.shape} do not match test frames {self.test_originals.shape}")
         if (self.ciphertexts is None) != (self.ciphertext_victims is None):
             raise MedcloakError("victim: ciphertexts and ciphertext_victims go together")
+
+    @property
+    def test_images(self) -> np.ndarray | None:
+        """The obfuscated test frames as images of the originals' size
+        (:func:`medcloak.attacks.own.image_like`), or ``None`` (patch tokens)."""
+        return image_like(self.test_obfuscated, self.test_originals.shape[1:])
 
     @classmethod
     def from_frameset(cls, data, scheme, *, obfuscated: np.ndarray | None = None, public: PublicScheme | None = None,
@@ -297,7 +305,7 @@ def synthetic_attacker(n: int, *, size: int, seed: int) -> AttackerData:
     from medcloak import synth
 
     s = synth.generate(n, size=size, seed=seed)
-    return AttackerData(s.frames, s.masks)
+    return AttackerData(s.frames, s.masks, list(s.labels))
 
 
 def run_attacks(
@@ -350,8 +358,10 @@ def run_attacks(
     if any(f.tobytes() in victim_hashes for f in np.asarray(attacker.frames, np.float32)):
         raise MedcloakError("the attacker's own frames include victim test frames (use another attacker_seed)")
     fig_idx = figure_index(len(victim.test_originals), n_figure)
-    images: dict[str, np.ndarray] = {"original": victim.test_originals[fig_idx],
-                                     "obfuscated": victim.test_obfuscated[fig_idx]}
+    seen = victim.test_images  # what image attacks take: same-size images, or None (patch tokens)
+    images: dict[str, np.ndarray] = {"original": victim.test_originals[fig_idx]}
+    if seen is not None:
+        images["obfuscated"] = seen[fig_idx]
     rows: list[dict] = []
     t_start = time.perf_counter()
 
@@ -365,21 +375,33 @@ def run_attacks(
     prior_row = make_row("prior", "mean attacker frame", prior_scores, time.perf_counter() - t)
     images["prior"] = _prior.prior_reconstructions(prior_frame, len(fig_idx))
     t = time.perf_counter()
-    rows.append(make_row("obfuscated", "human-perception baseline", scored(victim.test_obfuscated, prior=prior_scores),
-                         time.perf_counter() - t))
+    if seen is not None:
+        rows.append(make_row("obfuscated", "human-perception baseline", scored(seen, prior=prior_scores),
+                             time.perf_counter() - t))
     rows.append(prior_row)
 
+    shape = victim.test_originals.shape[1:]
+
+    def leak(x):  # the victim's own obfuscation, as image attacks read it
+        return image_like(victim.obfuscate(x), shape)
+
     knowledge = Knowledge(scheme=victim.scheme, attacker=attacker, config=config, size=size, levels=victim.levels,
-                          leak=victim.obfuscate, leak_pool=victim.train_originals, ciphertexts=victim.ciphertexts,
+                          image_output=seen is not None, uses_labels=bool(victim.scheme.make().uses_labels),
+                          leak=leak, leak_raw=victim.obfuscate, leak_pool=victim.train_originals, ciphertexts=victim.ciphertexts,
                           ciphertext_victims=victim.ciphertext_victims, progress=progress)
+    not_applicable: dict[str, str] = {}
     bar = tqdm(threats, desc="attacks", unit="threat", disable=not progress)
     for threat in bar:
         bar.set_postfix(threat=threat)
         cls, attack = get_attack(threat), None
+        reason = cls.applies(knowledge)
+        if reason:
+            not_applicable[threat] = reason
+            continue
         for variant in cls.variants(knowledge):
             t = time.perf_counter()
             attack = cls(variant).fit(knowledge)
-            out = attack(victim.test_obfuscated)
+            out = attack(seen if cls.input == "image" else victim.test_obfuscated)
             result = out > attack.threshold if cls.kind == "segmentation" else out
             rows.append(make_row(threat, attack.label, scored(result, cls.kind, prior_scores),
                                  time.perf_counter() - t, n_pairs=attack.n_pairs))
@@ -402,7 +424,9 @@ def run_attacks(
                  "viewer gets for free); T0 scores a segmentation, so it has no ssim/psnr/re-id; "
                  "d_* = attack - prior.",
     }
-    if "T4" in threats and victim.ciphertexts is not None:
+    if not_applicable:
+        meta["not_applicable"] = not_applicable
+    if "T4" in threats and victim.ciphertexts is not None and "T4" not in not_applicable:
         meta["t4_all_frames"] = ("the second T4 row pools every obfuscated frame of the study (what the cloud "
                                  "holds); the figures show its reconstructions")
     return AttackResults(rows=rows, meta=meta, images=images, masks=victim.test_masks[fig_idx])

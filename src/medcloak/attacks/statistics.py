@@ -731,10 +731,17 @@ class CiphertextOnly(Attack):
 
     threat = "T4"
     knows = "only the victim's obfuscated frames (ciphertext-only statistics)"
+    input = "raw"
 
     @classmethod
     def variants(cls, knowledge: Knowledge) -> list[str]:
         return ["test"] + (["pooled"] if knowledge.ciphertexts is not None else [])
+
+    @classmethod
+    def applies(cls, knowledge: Knowledge) -> str | None:
+        if knowledge.levels is None:
+            return "the output is not a few grey levels (the statistics attack orders levels)"
+        return None
 
     @property
     def label(self) -> str:

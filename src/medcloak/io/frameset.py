@@ -139,12 +139,16 @@ class FrameSet:
     def with_frames(self, frames: np.ndarray) -> "FrameSet":
         """The same labels, patients and split with other frames (e.g. their obfuscations).
 
-        The pixel-aligned extras (masks, noise-free frames) stay: they describe the originals.
+        The pixel-aligned extras (masks, noise-free frames) stay when the new frames have the
+        originals' shape (they describe the originals) and are dropped otherwise (a
+        low-resolution release, patch tokens).
         """
         frames = np.asarray(frames, np.float32)
         if len(frames) != len(self):
             raise MedcloakError(f"with_frames: {len(frames)} frames for a set of {len(self)}")
-        return replace(self, frames=frames)
+        if frames.shape == self.frames.shape:
+            return replace(self, frames=frames)
+        return replace(self, frames=frames, **dict.fromkeys(_PIXELS))
 
     def split_by_patient(self, *, seed: int, fractions=(0.7, 0.15, 0.15)) -> "FrameSet":
         """A copy split patient-wise with :func:`medcloak.io.dataset.split_patients` (the one rule)."""

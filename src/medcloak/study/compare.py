@@ -98,12 +98,14 @@ def _demo_settings() -> tuple[Setting, ...]:
            Setting("paper L16", "paper", {"levels": 16}),
            Setting("map only L16", "paper", {"levels": 16, "order": "map-only"})]
     extra = {
-        "blockwise": [Setting("blockwise p8", "blockwise", {"block": 8}, "vit", {"patch": 8})],
+        "blockwise": [Setting("blockwise p8", "blockwise", {"block": 8}, "vit", {"patch": 8}),
+                      Setting("blockwise+map p8 L16", "blockwise", {"block": 8, "levels": 16}, "vit", {"patch": 8})],
         "randenc": [Setting("randenc p8", "randenc", {"patch": 8}, "vit", {"tokens": True, "position": "none"})],
-        "pixelate": [Setting("pixelate b8", "pixelate", {"block": 8}, "mlp"),
-                     Setting("pixelate b8 eps1", "pixelate", {"block": 8, "epsilon": 1.0}, "mlp")],
+        "pixelate": [Setting("pixelate b8", "pixelate", {"cell": 8}, "mlp"),
+                     Setting("pixelate b8 eps1", "pixelate", {"cell": 8, "epsilon": 1.0}, "mlp")],
         "blur": [Setting("blur s2", "blur", {"sigma": 2.0})],
         "svd": [Setting("svd", "svd", {}, "mlp")],
+        "bottleneck": [Setting("bottleneck d4 (labels)", "bottleneck", {"downsample": 4}, "mlp")],
     }
     for name, settings in extra.items():
         if name in scheme_names():

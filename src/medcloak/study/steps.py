@@ -135,17 +135,21 @@ def obfuscate(ctx: Context, folder: Path) -> dict:
     """Obfuscate every frame, timing each stage of the scheme per frame."""
     from medcloak import metrics
 
+    from medcloak.attacks.own import image_like
+
     frames = ctx.data.frames
     obfuscated, stage_ms, intermediates = ctx.scheme.apply_timed(frames)
     _save(folder / "obfuscated.npz", obfuscated=obfuscated, **intermediates)
     ctx.__dict__.pop("obfuscated", None)
     test = ctx.data.split == "test"
+    seen = image_like(obfuscated[test], frames.shape[1:])  # a low-res release upsampled; tokens: None
     out = {
         "n_frames": len(frames), "ms_per_frame": sum(stage_ms.values()), "stage_ms_per_frame": stage_ms,
         "vae_ms_per_frame": stage_ms.get("vae"), "map_ms_per_frame": stage_ms.get("map"),
+        "output": ctx.scheme.output, "output_shape": list(obfuscated.shape[1:]),
         "distinct_output_levels": int(len(np.unique(obfuscated))),
-        "test_ssim_original_obfuscated": metrics.ssim(frames[test], obfuscated[test]),
-        "test_psnr_original_obfuscated": metrics.psnr(frames[test], obfuscated[test]),
+        "test_ssim_original_obfuscated": None if seen is None else metrics.ssim(frames[test], seen),
+        "test_psnr_original_obfuscated": None if seen is None else metrics.psnr(frames[test], seen),
     }
     if "vae" in intermediates:
         out["test_ssim_original_vae"] = metrics.ssim(frames[test], intermediates["vae"][test])
@@ -272,11 +276,16 @@ def _reader_images(ctx: Context) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Condition -> the same N test frames (original, vae, obfuscated, each reconstruction)."""
     imgs = _load(ctx.cache.folder("attacks") / "images.npz")
     test_idx = np.flatnonzero(ctx.data.split == "test")[imgs["index"]]
+    from medcloak.attacks.own import image_like
+
     obf = ctx.obfuscated
     out = {"original": ctx.data.frames[test_idx]}
     if "vae" in obf:
         out["vae"] = obf["vae"][test_idx]
-    out["obfuscated"] = obf["obfuscated"][test_idx]
+    seen = image_like(obf["obfuscated"][test_idx], ctx.data.frames.shape[1:])
+    if seen is not None:  # patch tokens are not shown to readers
+        lo, hi = float(seen.min()), float(seen.max())
+        out["obfuscated"] = seen if 0.0 <= lo and hi <= 1.0 else (seen - lo) / max(hi - lo, 1e-12)
     for k in imgs:
         name = k[4:] if k.startswith("img_") else None
         if name and name not in ("original", "obfuscated", "prior", "T0"):  # T0 segments, the prior is one frame
