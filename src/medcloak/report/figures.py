@@ -106,19 +106,21 @@ def training_curves(utility: Mapping, vae_history: Sequence[Mapping], path: str 
         ``{"original": {"history": [...]}, "obfuscated": {"history": [...]}}`` (rows of
         :data:`medcloak.learn.train.HISTORY_COLUMNS`).
     vae_history : sequence of mapping
-        The VAE's per-epoch rows (``train_loss``, ``val_loss``).
+        The scheme's per-epoch rows (the VAE's ``train_loss``, ``val_loss``; every column whose
+        name holds "loss" or "mse" is drawn).
     """
     fig = _figure(11, 3.2)
     a, b, c = fig.subplots(1, 3)
-    if vae_history:
-        ep = [r["epoch"] for r in vae_history]
-        a.plot(ep, [r["train_loss"] for r in vae_history], marker=".", label="train")
-        if vae_history[0].get("val_loss") is not None:
-            a.plot(ep, [r["val_loss"] for r in vae_history], marker=".", label="val")
+    if vae_history:  # every loss-like column of the scheme's history (the VAE's: train_loss, val_loss)
+        ep = [r.get("epoch", i + 1) for i, r in enumerate(vae_history)]
+        cols = [k for k in vae_history[0] if ("loss" in k or "mse" in k)
+                and all(isinstance(r.get(k), (int, float)) for r in vae_history)]
+        for k in cols:
+            a.plot(ep, [r[k] for r in vae_history], marker=".", label=k.replace("_loss", "").replace("_", " "))
         a.legend(fontsize=8)
     else:
-        a.text(0.5, 0.5, "no VAE (map-only)", ha="center", va="center", transform=a.transAxes)
-    a.set_title("owner's VAE", fontsize=10)
+        a.text(0.5, 0.5, "nothing trained (keyed transform only)", ha="center", va="center", transform=a.transAxes)
+    a.set_title("owner's scheme training", fontsize=10)
     a.set_xlabel("epoch")
     a.set_ylabel("loss per frame")
     for side, color in (("original", _ORIG_C), ("obfuscated", _OBF_C)):
