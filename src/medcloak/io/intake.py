@@ -311,10 +311,10 @@ def _walk(root: Path, exclude: list[Path]) -> list[Path]:
 def _read_header(path: Path):
     """(dataset, force) of a DICOM file, or raise MedcloakError; None when it is not DICOM."""
     from medcloak.io.dicom import read_dicom_dataset
-    from medcloak.io.load import _looks_like_raw_dicom, sniff_format
+    from medcloak.io.load import looks_like_raw_dicom, sniff_format
 
     fmt = sniff_format(path)  # raises for unreadable / empty files
-    if fmt == "dicom-raw" and not _looks_like_raw_dicom(path):
+    if fmt == "dicom-raw" and not looks_like_raw_dicom(path):
         fmt = None
     if fmt not in ("dicom", "dicom-raw"):
         return None, fmt

@@ -16,7 +16,7 @@ from medcloak.errors import MedcloakError
 from medcloak.io.frames import Frame
 from medcloak.io.limits import Limits, check_regular_file
 
-__all__ = ["read_frames", "iter_inputs", "is_supported", "sniff_format", "IMAGE_EXTENSIONS"]
+__all__ = ["read_frames", "iter_inputs", "is_supported", "sniff_format", "looks_like_raw_dicom", "IMAGE_EXTENSIONS"]
 
 #: Extensions :func:`iter_inputs` picks up without looking inside the file (lower case).
 IMAGE_EXTENSIONS = frozenset(
@@ -138,11 +138,11 @@ def is_supported(path: str | os.PathLike) -> bool:
     except MedcloakError:
         return False
     if fmt == "dicom-raw":
-        return _looks_like_raw_dicom(p)
+        return looks_like_raw_dicom(p)
     return fmt is not None
 
 
-def _looks_like_raw_dicom(p: Path) -> bool:
+def looks_like_raw_dicom(p: Path) -> bool:
     """An extension-less file starting with a plausible group 0x0008 element (no preamble)."""
     try:
         with open(p, "rb") as fh:

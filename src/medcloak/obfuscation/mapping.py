@@ -30,6 +30,7 @@ from medcloak.errors import MedcloakError
 
 __all__ = [
     "IntensityMap",
+    "check_levels",
     "draw_table",
     "quantise",
     "apply_table",
@@ -44,7 +45,8 @@ MAX_LEVELS = 65536
 _MAX_ATTEMPTS = 1000
 
 
-def _check_levels(levels: int, out_levels: int | None) -> tuple[int, int]:
+def check_levels(levels: int, out_levels: int | None) -> tuple[int, int]:
+    """``(levels, out_levels)`` as ints (``out_levels`` defaults to ``levels``), each in 2..MAX_LEVELS."""
     levels = int(levels)
     out_levels = levels if out_levels is None else int(out_levels)
     if not 2 <= levels <= MAX_LEVELS:
@@ -80,7 +82,7 @@ def expected_unused_fraction(levels: int = 256, out_levels: int | None = None) -
     >>> round(expected_unused_fraction(256), 4)
     0.3672
     """
-    levels, out_levels = _check_levels(levels, out_levels)
+    levels, out_levels = check_levels(levels, out_levels)
     return float((1.0 - 1.0 / out_levels) ** levels)
 
 
@@ -108,7 +110,7 @@ def draw_table(key, *, levels: int = 256, out_levels: int | None = None) -> np.n
         If no non-injective table is found in 1000 attempts (only possible when ``M`` is far
         larger than ``L**2``; choose fewer output levels).
     """
-    levels, out_levels = _check_levels(levels, out_levels)
+    levels, out_levels = check_levels(levels, out_levels)
     dtype = np.uint16 if out_levels <= 65536 else np.uint32
     for attempt in range(_MAX_ATTEMPTS):
         ctx = f"levels={levels};out_levels={out_levels};attempt={attempt}".encode()
@@ -160,7 +162,7 @@ class IntensityMap:
     @classmethod
     def from_key(cls, key, *, levels: int = 256, out_levels: int | None = None) -> "IntensityMap":
         """Draw the key's table (see :func:`draw_table`)."""
-        levels, out_levels = _check_levels(levels, out_levels)
+        levels, out_levels = check_levels(levels, out_levels)
         return cls(draw_table(key, levels=levels, out_levels=out_levels), levels, out_levels)
 
     def __post_init__(self) -> None:

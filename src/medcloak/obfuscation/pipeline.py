@@ -100,9 +100,9 @@ class ObfuscationConfig:
             raise MedcloakError(f"latent must be one of {', '.join(LATENTS)}, got {self.latent!r}")
         if self.image_size is not None and int(self.image_size) < 1:
             raise MedcloakError(f"image_size must be positive, got {self.image_size}")
-        from medcloak.obfuscation.mapping import _check_levels
+        from medcloak.obfuscation.mapping import check_levels
 
-        _check_levels(self.levels, self.out_levels)
+        check_levels(self.levels, self.out_levels)
         if self.vae is None and self.order != "map-only":
             from medcloak.obfuscation.vae import VAEConfig
 
