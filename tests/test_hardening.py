@@ -151,7 +151,7 @@ def test_no_identifying_string_reaches_the_cloud_folder(tmp_path, key_file, caps
     del labels
     secret_strings = [b"DOE", b"JOHN", b"MRN4711", b"4711", b"2024-12-31", b"20241231", b"19500101",
                       b"Example Hospital", b"Patients", str(tmp_path).encode()]
-    from medcloak.obfuscation.batch import _sha256_file
+    from medcloak.obfuscation.batch_worker import sha256_file as _sha256_file
 
     hashes = [_sha256_file(p).encode() for p in folder.iterdir()]
     for fmt in ("png", "dicom"):

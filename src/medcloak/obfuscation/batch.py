@@ -53,22 +53,16 @@ in flight.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
-import multiprocessing
 import os
 import sys
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from medcloak.errors import MedcloakError
 from medcloak.keys import Key
+from medcloak.obfuscation.batch_worker import make_batch_scheme, run_parallel, run_serial, sha256_file
 from medcloak.obfuscation.naming import OutputSpec, default_names_path, item_id, keep_name_stems
 
 __all__ = ["BatchSummary", "obfuscate_tree", "FORMATS", "MANIFEST_NAME", "BURNED_IN", "read_batch_manifest"]
@@ -76,7 +70,6 @@ __all__ = ["BatchSummary", "obfuscate_tree", "FORMATS", "MANIFEST_NAME", "BURNED
 FORMATS = ("png", "npy", "dicom")
 MANIFEST_NAME = "manifest.jsonl"
 BURNED_IN = ("refuse", "mask", "allow")
-_DESCRIPTION = "medcloak obfuscated"
 
 
 @dataclass
@@ -122,19 +115,6 @@ class BatchSummary:
     def line(self) -> str:
         """One-line summary: ``done N, skipped N, failed N (of N)``."""
         return f"done {self.done}, skipped {self.skipped}, failed {self.failed} (of {self.total} files)"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _one_line(exc: BaseException) -> str:
-    msg = str(exc) if isinstance(exc, MedcloakError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(msg.split()) or type(exc).__name__
 
 
 def read_batch_manifest(path: str | os.PathLike, *, repair: bool = False, drop_bad: bool = False) -> list[dict]:
@@ -185,169 +165,6 @@ def read_batch_manifest(path: str | os.PathLike, *, repair: bool = False, drop_b
     return records
 
 
-# ------------------------------------------------------------------------------ workers
-
-_STATE: dict = {}
-
-
-def _init_worker(key: Key, model_dir: str | None, in_root: str, out_root: str, fmt: str, set_threads: bool,
-                 scheme: str | None = None) -> None:
-    """Load the scheme once per process (also used in-process when ``workers == 1``).
-
-    With a network (the paper's VAE), torch runs on one thread (``set_threads``): results must
-    not depend on the thread count. ``map-only`` never imports torch.
-    """
-    obf = _make_obfuscator(key, model_dir, scheme)
-    if set_threads and obf.uses_torch:
-        import torch
-
-        torch.set_num_threads(1)
-    _STATE.clear()
-    _STATE.update(
-        obfuscator=obf,
-        in_root=Path(in_root),
-        out_root=Path(out_root),
-        fmt=fmt,
-        uid_mapper=None,
-    )
-    if fmt == "dicom":
-        from medcloak.io.deid import UIDMapper
-
-        _STATE["uid_mapper"] = UIDMapper(key.derive("dicom-uid-salt", 16))
-
-
-def _make_obfuscator(key: Key, model_dir: str | None, scheme: str | None = None):
-    """The fitted scheme of ``model_dir`` (refused if it is not ``scheme``), or, without a model
-    folder, ``scheme`` with its default config and nothing trained (``paper``: the map alone)."""
-    from medcloak.obfuscation.scheme import load_scheme, make_scheme
-
-    if model_dir is None:
-        name = scheme or "paper"
-        return make_scheme(name, {"order": "map-only"} if name == "paper" else None).fit(None, key)
-    return load_scheme(model_dir, key, expect=scheme)
-
-
-def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize like :func:`medcloak.io.arrays.load_split` does for training (same preprocessing)."""
-    if stack.shape[1:] == size:
-        return stack
-    from medcloak.io.arrays import resize
-
-    return np.stack([resize(f, size) for f in stack])
-
-
-def _burned_in(src: Path) -> str | None:
-    """``BurnedInAnnotation`` of a DICOM input (upper case), None for other files."""
-    from medcloak.io.load import sniff_format
-
-    if sniff_format(src) not in ("dicom", "dicom-raw"):
-        return None
-    from medcloak.io.dicom import read_dicom_dataset
-
-    ds = read_dicom_dataset(src, force=True)
-    return str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-
-
-def _mask(stack: np.ndarray, spec: OutputSpec) -> np.ndarray:
-    """Blank (set to 0) the border and the boxes of every frame, in input pixel coordinates."""
-    out = np.array(stack, dtype=np.float32, copy=True)
-    h, w = out.shape[1:]
-    b = int(round(float(spec.mask_border) * min(h, w)))
-    if b > 0:
-        out[:, :b, :] = 0
-        out[:, h - b:, :] = 0
-        out[:, :, :b] = 0
-        out[:, :, w - b:] = 0
-    for x0, y0, x1, y1 in spec.mask_regions:
-        out[:, max(0, int(y0)):max(0, int(y1)), max(0, int(x0)):max(0, int(x1))] = 0
-    return out
-
-
-class _StopRun(MedcloakError):
-    """An environment error that dooms every later item too (disk full, read-only output)."""
-
-
-_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
-
-
-def _process(rel: str, spec: OutputSpec) -> tuple[list[str], list[str], int, str | None]:
-    """Obfuscate one input file; returns (output relpaths, their sha256, frame count, warning)."""
-    from medcloak.io.load import read_frames, sniff_format
-
-    st = _STATE
-    obf, fmt = st["obfuscator"], st["fmt"]
-    src = st["in_root"] / rel
-    warning = None
-    from medcloak.io.limits import check_regular_file
-
-    check_regular_file(src)
-    burned = _burned_in(src)
-    if burned == "YES":
-        if spec.burned_in == "refuse":
-            raise MedcloakError("BurnedInAnnotation=YES: text burned into the pixels may identify the patient "
-                                "and survives obfuscation; refused (use --burned-in mask to blank a border or "
-                                "regions, or --burned-in allow)", src)
-        if spec.burned_in == "allow":
-            warning = "BurnedInAnnotation=YES: processed as asked (--burned-in allow); burned-in text may " \
-                      "remain readable in the output" + ("; the DICOM output keeps BurnedInAnnotation=YES"
-                                                         if fmt == "dicom" else "")
-    frames = read_frames(src, limits=spec.limits)
-    if not frames:
-        raise MedcloakError("no frames in file", src)
-    stack = np.stack([f.pixels for f in frames]).astype(np.float32, copy=False)
-    if spec.burned_in == "mask":
-        stack = _mask(stack, spec)
-    if obf.input_size is not None:
-        stack = _resize(stack, obf.input_size)
-    out = obf.apply(stack)
-    names = spec.names(out.shape[0])
-    bits = obf.output_bits
-    try:
-        for i, name in enumerate(names):
-            dst = st["out_root"] / name
-            if fmt == "png":
-                from medcloak.io.images import write_png
-
-                write_png(dst, out[i], bits=bits)
-            elif fmt == "npy":
-                from medcloak.io.images import write_npy
-
-                write_npy(dst, out[i])
-            else:
-                from medcloak.io.dicom import read_dicom_dataset, write_dicom
-
-                source = read_dicom_dataset(src, force=True) if sniff_format(src) in ("dicom", "dicom-raw") else None
-                if source is not None and burned == "YES" and spec.burned_in == "mask":
-                    source.BurnedInAnnotation = "NO"  # in memory only: the masked pixels are written
-                write_dicom(dst, out, source=source, uid_mapper=st["uid_mapper"], description=_DESCRIPTION)
-        return names, [_sha256_file(st["out_root"] / n) for n in names], int(out.shape[0]), warning
-    except OSError as exc:
-        if exc.errno in _FATAL_ERRNOS:
-            raise _StopRun(f"cannot write output ({exc.strerror}); the run stops", st["out_root"]) from None
-        raise
-
-
-def _run_task(task: list[tuple[str, OutputSpec, str]]) -> list[dict]:
-    """Process ``[(rel, spec, input_sha256), ...]``; never raises for a bad input.
-
-    Each result holds the full error text (``error``, for the hospital) and the reason alone when
-    the error is about the input file (``reason``, made pseudonymous by the main process).
-    """
-    results = []
-    for rel, spec, in_sha in task:
-        try:
-            names, shas, n, warning = _process(rel, spec)
-            results.append({"input": rel, "input_sha256": in_sha, "frames": n, "outputs": names,
-                            "output_sha256": shas, "status": "ok", "error": None, "warning": warning})
-        except _StopRun:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bad file must not stop the run
-            reason = exc.reason if isinstance(exc, MedcloakError) else _one_line(exc)
-            results.append({"input": rel, "input_sha256": in_sha, "frames": 0, "outputs": [],
-                            "output_sha256": [], "status": "error", "error": _one_line(exc), "reason": reason})
-    return results
-
-
 # ------------------------------------------------------------------------------ main process
 
 
@@ -395,7 +212,7 @@ def _finished(rec: dict | None, in_sha: str, out_dir: Path, names_rec: dict | No
         return False
     for name, sha in zip(outs, shas):
         p = out_dir / name
-        if not p.is_file() or _sha256_file(p) != sha:
+        if not p.is_file() or sha256_file(p) != sha:
             return False
     return True
 
@@ -539,7 +356,7 @@ def obfuscate_tree(
             raise MedcloakError(f"the names file maps pseudonyms back to inputs and must stay at the hospital, "
                                 f"outside the output folder {out_dir}", names_path)
     model_dir = None if model_dir is None else str(Path(model_dir))
-    obf = _make_obfuscator(key, model_dir, scheme)  # validates the model and the key before any work
+    obf = make_batch_scheme(key, model_dir, scheme)  # validates the model and the key before any work
     if fmt != "npy" and not obf.output_in_unit_range:
         raise MedcloakError(f"scheme {obf.name} outputs real values; use --format npy")
     summary = BatchSummary(map_only=model_dir is None, out=out_dir, manifest=out_dir / MANIFEST_NAME,
@@ -633,7 +450,7 @@ def obfuscate_tree(
         for rel in rels:
             try:
                 check_regular_file(in_root / rel)
-                in_sha = _sha256_file(in_root / rel)
+                in_sha = sha256_file(in_root / rel)
             except MedcloakError as exc:
                 record(error_result(rel, "", str(exc), exc.reason))
                 continue
@@ -718,81 +535,12 @@ def obfuscate_tree(
     args = (key, model_dir, str(in_root), str(out_dir), fmt, True, scheme)
     try:
         if workers == 1:
-            _run_serial(tasks(), args, record)
+            run_serial(tasks(), args, record)
         else:
-            _run_parallel(tasks(), args, record, workers)
+            run_parallel(tasks(), args, record, workers)
     finally:
         bar.close()
         mf.close()
         if nf is not None:
             nf.close()
     return summary
-
-
-def _run_serial(tasks, args, record) -> None:
-    torch = threads = None
-    if args[1] is not None:  # a model (the VAE): _init_worker sets one torch thread; restore it after
-        import torch
-
-        threads = torch.get_num_threads()
-    saved = dict(_STATE)
-    try:
-        _init_worker(*args)
-        for task in tasks:
-            for rec in _run_task(task):
-                record(rec)
-    finally:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        _STATE.clear()
-        _STATE.update(saved)
-
-
-def _run_parallel(tasks, args, record, workers: int) -> None:
-    """Run tasks on a ``spawn`` process pool, at most two tasks per worker in flight.
-
-    A pool whose worker dies is replaced once it has finished work; a fresh pool that breaks
-    before finishing any task (workers cannot start) stops the run with a MedcloakError.
-    """
-    ctx = multiprocessing.get_context("spawn")
-
-    def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=args)
-
-    pool = new_pool()
-    pending: dict = {}
-    state = {"finished": 0, "broken": False}
-
-    def drain(block_until: int) -> None:
-        while len(pending) > block_until:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in done:
-                task = pending.pop(fut)
-                try:
-                    results = fut.result()
-                    state["finished"] += 1
-                except BrokenProcessPool:
-                    state["broken"] = True
-                    why = "the worker process died while processing this file"
-                    results = [{"input": rel, "input_sha256": sha, "frames": 0, "outputs": [], "output_sha256": [],
-                                "status": "error", "error": why, "reason": why, "warning": None}
-                               for rel, _spec, sha in task]
-                for rec in results:
-                    record(rec)
-
-    try:
-        for task in tasks:
-            drain(2 * workers - 1)
-            if state["broken"]:
-                drain(0)
-                pool.shutdown(wait=True, cancel_futures=True)
-                if state["finished"] == 0:
-                    raise MedcloakError(
-                        "worker processes could not start (a script that calls obfuscate_tree with workers > 1 "
-                        "must guard its entry point with: if __name__ == '__main__')"
-                    )
-                pool, state["broken"], state["finished"] = new_pool(), False, 0
-            pending[pool.submit(_run_task, task)] = task
-        drain(0)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
