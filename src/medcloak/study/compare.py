@@ -6,7 +6,10 @@ setting runs as one cached study in ``OUT/settings/<slug>`` with ONE shared key
 (``OUT/secret/key.json`` or ``--key``), so every setting sees the same frames, split, recipe
 and attackers, and a rerun skips what is done. The rows of every setting's ``metrics.json`` are
 then read into one table (:func:`frontier_rows`) and :mod:`medcloak.report.frontier` draws the
-frontier and writes ``OUT/report.html``.
+frontier and writes ``OUT/report.html``. After each study, every registered attack beyond the
+study's threats that fits the scheme (the scheme-specific attacks) runs on that study's own
+artefacts (:func:`extra_attacks`), so each row's "strongest attack" includes the attack made
+for its scheme.
 
 Presets (:data:`COMPARE_PRESETS`):
 
@@ -36,7 +39,10 @@ from medcloak.errors import MedcloakError
 from medcloak.study.config import SECTIONS, StudyConfig, preset
 
 __all__ = ["Setting", "CompareConfig", "COMPARE_PRESETS", "compare_preset", "load_compare", "run_compare",
-           "frontier_rows", "PAPER_FIELDS"]
+           "frontier_rows", "extra_attacks", "PAPER_FIELDS", "EXTRA_JSON"]
+
+#: Per setting: the registered attacks beyond the study's threats (the scheme-specific ones).
+EXTRA_JSON = "extra-attacks.json"
 
 #: Options of the paper's scheme that are study fields (the rest of its config comes from ``[vae]``).
 PAPER_FIELDS = ("levels", "order", "latent")
@@ -168,8 +174,12 @@ def frontier_rows(out: str | os.PathLike, config: CompareConfig) -> list[dict]:
 
     rows = []
     for s in config.settings:
-        m = json.loads((Path(out) / "settings" / s.slug / "metrics.json").read_text(encoding="utf-8"))
-        u, attacks = m["utility"], m["attacks"]["rows"]
+        sdir = Path(out) / "settings" / s.slug
+        m = json.loads((sdir / "metrics.json").read_text(encoding="utf-8"))
+        u, attacks = m["utility"], list(m["attacks"]["rows"])
+        if (sdir / EXTRA_JSON).is_file():  # the scheme-specific attacks, scored the same way
+            extra = json.loads((sdir / EXTRA_JSON).read_text(encoding="utf-8"))
+            attacks += [r for r in extra["rows"] if r["threat"] not in ("obfuscated", "prior", "prior-location")]
         recon = [r for r in attacks if r.get("ssim") is not None and r["threat"] not in ("obfuscated", "prior")]
         by_ssim = max(recon, key=lambda r: r.get("d_ssim") or -9, default=None)
         by_reid = max(recon, key=lambda r: r.get("reid_top1") or -9, default=None)
@@ -196,6 +206,41 @@ def frontier_rows(out: str | os.PathLike, config: CompareConfig) -> list[dict]:
             "threats_run": sorted({r["threat"] for r in attacks} - {"obfuscated", "prior"}),
         })
     return rows
+
+
+def extra_attacks(out: str | os.PathLike, setting: Setting, base: StudyConfig, key, *, progress: bool = True) -> Path:
+    """Run every registered attack beyond the study's threats that fits the setting's scheme (the
+    scheme-specific attacks: ``T1-secret``, ``jigsaw``, ``matching``, ...) on the setting's own
+    study artefacts (its frames, fitted scheme and obfuscations; nothing is refitted), scored like
+    the study's attacks; write ``settings/<slug>/extra-attacks.json``. Skipped when that file
+    already names this study's config hash and the same attacks."""
+    import numpy as np
+
+    from medcloak.attacks.base import attack_names
+    from medcloak.attacks.runner import AttackVictim, run_attacks
+    from medcloak.io.frameset import FrameSet
+    from medcloak.obfuscation.scheme import load_scheme
+    from medcloak.study.config import config_hash
+    from medcloak.study.steps import attack_config
+
+    cfg = setting.study_config(base)
+    sdir = Path(out) / "settings" / setting.slug
+    threats = [t for t in attack_names() if t not in cfg.threats]
+    path, chash = sdir / EXTRA_JSON, config_hash(cfg)
+    if path.is_file():
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("meta", {}).get("study_config_hash") == chash and doc["meta"].get("asked") == threats:
+            return path
+    data = FrameSet.load(sdir / "stages" / "data" / "frameset.npz")
+    scheme = load_scheme(sdir / "secret" / "model", key, expect=cfg.scheme)
+    with np.load(sdir / "stages" / "obfuscate" / "obfuscated.npz", allow_pickle=False) as z:
+        obfuscated = z["obfuscated"]
+    victim = AttackVictim.from_frameset(data, scheme, obfuscated=obfuscated, pool_ciphertexts=True,
+                                        description=f"comparison setting {setting.label}: scheme-specific attacks")
+    res = run_attacks(victim, threats, config=attack_config(cfg), n_figure=cfg.reader_frames, progress=progress)
+    res.meta.update(study_config_hash=chash, asked=threats)
+    res.to_json(path)
+    return path
 
 
 def run_compare(config: CompareConfig, out: str | os.PathLike, *, force: bool = False, progress: bool = True,
@@ -226,5 +271,6 @@ def run_compare(config: CompareConfig, out: str | os.PathLike, *, force: bool = 
             print(f"[compare] setting {i}/{len(config.settings)}: {s.label}", flush=True)
         run_study(s.study_config(config.base), out / "settings" / s.slug, force=force, progress=progress,
                   key_file=key_file)
+        extra_attacks(out, s, config.base, Key.load(key_file), progress=progress)
     rows = frontier_rows(out, config)
     return write_compare_report(out, config, rows)

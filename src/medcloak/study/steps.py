@@ -22,7 +22,7 @@ from medcloak.io.atomic import atomic_write_text, atomic_write_with
 from medcloak.io.frameset import SPLITS, FrameSet
 from medcloak.study.stages import StageCache, jsonable
 
-__all__ = ["Context", "data", "fit", "obfuscate", "utility", "attacks", "overhead", "readers",
+__all__ = ["Context", "data", "fit", "obfuscate", "utility", "attack_config", "attacks", "overhead", "readers",
            "report", "report_still_valid"]
 
 _DATA = "frameset.npz"
@@ -202,20 +202,27 @@ def utility(ctx: Context, folder: Path) -> dict:
     return summary
 
 
+def attack_config(c):
+    """The attackers' effort of a study config (:class:`~medcloak.attacks.runner.AttackConfig`)."""
+    from medcloak.attacks.runner import AttackConfig
+    from medcloak.attacks.unet import NetConfig
+
+    net = NetConfig(channels=c.attack_channels, steps=c.attack_steps, lr=c.attack_lr, batch_size=c.attack_batch_size,
+                    seed=c.seed)
+    return AttackConfig(net=net, t0_net=replace(net, steps=c.t0_steps), t1_n=c.t1_n, n_attacker=c.n_attacker,
+                        n_cross=c.n_attacker, t0_copies=c.t0_copies)
+
+
 def attacks(ctx: Context, folder: Path) -> dict:
     """Every threat of the config against the test frames, scored beside the prior."""
-    from medcloak.attacks.runner import AttackConfig, AttackVictim, figure_index, run_attacks
-    from medcloak.attacks.unet import NetConfig
+    from medcloak.attacks.runner import AttackVictim, figure_index, run_attacks
 
     c, fs = ctx.config, ctx.data
     test = fs.split == "test"
     victim = AttackVictim.from_frameset(
         fs, ctx.scheme, obfuscated=ctx.obfuscated["obfuscated"], pool_ciphertexts="T4" in c.threats and c.t4_all_frames,
         description=f"study {c.name}: {c.provenance} frames {c.size}x{c.size}, key {ctx.key.short_fingerprint}")
-    net = NetConfig(channels=c.attack_channels, steps=c.attack_steps, lr=c.attack_lr, batch_size=c.attack_batch_size,
-                    seed=c.seed)
-    acfg = AttackConfig(net=net, t0_net=replace(net, steps=c.t0_steps), t1_n=c.t1_n, n_attacker=c.n_attacker,
-                        n_cross=c.n_attacker, t0_copies=c.t0_copies)
+    acfg = attack_config(c)
     res = run_attacks(victim, c.threats, config=acfg, n_figure=c.reader_frames, progress=ctx.progress)
     res.to_json(folder / "results.json")
     res.to_csv(folder / "results.csv")
