@@ -34,6 +34,7 @@ BUILTIN: dict[str, str] = {
     "T2": "medcloak.attacks.reconstruction:SameDomain",
     "T3": "medcloak.attacks.reconstruction:CrossDomain",
     "T4": "medcloak.attacks.statistics:CiphertextOnly",
+    "T1-secret": "medcloak.attacks.secret:SecretKnownPlaintext",
 }
 _REGISTRY: dict[str, type] = {}
 
