@@ -35,6 +35,7 @@ BUILTIN: dict[str, str] = {
     "T3": "medcloak.attacks.reconstruction:CrossDomain",
     "T4": "medcloak.attacks.statistics:CiphertextOnly",
     "T1-secret": "medcloak.attacks.secret:SecretKnownPlaintext",
+    "jigsaw": "medcloak.attacks.jigsaw:Jigsaw",
 }
 _REGISTRY: dict[str, type] = {}
 
