@@ -133,3 +133,41 @@ def test_jigsaw_refuses_other_schemes():
     for name, cfg in (("svd", SVDConfig()), ("randenc", RandEncConfig(patch=8)), ("paper", None)):
         assert "blockwise" in cls.applies(_knowledge(name, cfg))
     assert cls.applies(_knowledge("blockwise", BlockwiseConfig(block=8, levels=16))) is None
+
+
+# ------------------------------------------------------------------------------ matching
+
+MATCH_CONFIG = AttackConfig(n_attacker=256)
+
+
+def test_matching_decoder_is_real_when_aligned(monkeypatch):
+    """Victim encoder = the attacker's own and alignment = identity: the rest of the pipeline
+    (own decoder, slot centring, placement) inverts the tokens."""
+    from medcloak import metrics, synth
+    from medcloak.attacks import matching
+    from medcloak.attacks.own import attacker_key
+    from medcloak.attacks.runner import synthetic_attacker
+    from medcloak.obfuscation.randenc import RandEncScheme
+
+    cfg = RandEncConfig(patch=8, width=256, depth=0, shuffle=False)
+    att = synthetic_attacker(256, size=SIZE, seed=MATCH_CONFIG.attacker_seed)
+    k = Knowledge(scheme=PublicScheme("randenc", cfg), attacker=att, config=MATCH_CONFIG, size=SIZE)
+    victim = synth.generate(128, size=SIZE, seed=0).frames
+    tokens = RandEncScheme(cfg).fit(None, attacker_key(MATCH_CONFIG.attacker_seed, 0)).apply(victim)
+    monkeypatch.setattr(matching, "moment_alignment", lambda v, o, **kw: np.eye(v.shape[1]))
+    out = get_attack("matching")().fit(k)(tokens)
+    assert metrics.ssim(out, victim) >= 0.9
+
+
+def test_matching_leaks_coarse_layout_of_secret_encoder():
+    v = _pooled_victim("randenc", RandEncConfig(patch=8, width=256, depth=0, shuffle=False))
+    res = run_attacks(v, ("matching",), config=MATCH_CONFIG, progress=False)
+    r = _rows(res, "matching")[""]
+    assert r["reid_top1"] >= 3.0 / len(v.test_originals)  # well above chance (1 / n_test)
+
+
+def test_matching_refuses_other_schemes():
+    cls = get_attack("matching")
+    for name, cfg in (("svd", SVDConfig()), ("blockwise", BlockwiseConfig(block=8)), ("pixelate", PixelateConfig())):
+        assert "randenc" in cls.applies(_knowledge(name, cfg))
+    assert cls.applies(_knowledge("randenc", RandEncConfig(patch=8))) is None

@@ -36,6 +36,7 @@ BUILTIN: dict[str, str] = {
     "T4": "medcloak.attacks.statistics:CiphertextOnly",
     "T1-secret": "medcloak.attacks.secret:SecretKnownPlaintext",
     "jigsaw": "medcloak.attacks.jigsaw:Jigsaw",
+    "matching": "medcloak.attacks.matching:DistributionMatching",
 }
 _REGISTRY: dict[str, type] = {}
 
