@@ -27,6 +27,21 @@ def _run(scheme, cfg, threat, n=64, seed=0):
     return v, run_attacks(v, (threat,), config=CONFIG, progress=False)
 
 
+def _pooled_victim(scheme, cfg, n=128, seed=0):
+    """A victim whose cloud holds every released frame (train and test): the jigsaw's pool."""
+    from medcloak import synth
+    from medcloak.attacks.runner import AttackVictim
+    from medcloak.keys import Key
+    from medcloak.obfuscation.scheme import make_scheme
+
+    data = synth.generate(n, size=SIZE, seed=seed)
+    pids = np.asarray(data.patient_ids)
+    test_p = set(np.unique(pids)[::4].tolist())
+    data.split = np.where([p in test_p for p in pids], "test", "train")
+    s = make_scheme(scheme, cfg).fit(None, Key(bytes(range(32))))  # a fixed key: repeatable numbers
+    return AttackVictim.from_frameset(data, s, obfuscated=s.apply(data.frames), pool_ciphertexts=True)
+
+
 def _rows(res, threat):
     return {r["variant"]: r for r in res.rows if r["threat"] == threat}
 
@@ -81,33 +96,27 @@ def test_t1_secret_randenc_weak_decodes_tokens():
     assert rows["n=1"]["ssim"] < rows["n=10"]["ssim"]
 
 
+def test_t1_secret_blockwise_map_positions_then_level_table():
+    res = run_attacks(_pooled_victim("blockwise", BlockwiseConfig(block=8, levels=16)), ("T1-secret",),
+                      config=CONFIG, progress=False)
+    rows = _rows(res, "T1-secret")
+    big = rows[max(rows, key=lambda s: int(s[2:]))]
+    # positions come from pooled ciphertext statistics; the pairs give the table (and the curve)
+    assert big["reid_top1"] >= 0.9 and big["ssim"] >= 0.7 and big["ssim"] > rows["n=1"]["ssim"]
+
+
 def test_t1_secret_refuses_other_schemes():
     cls = get_attack("T1-secret")
     leak = dict(leak_raw=lambda x: x, leak_pool=np.zeros((3, SIZE, SIZE), np.float32))
     assert "paper" in cls.applies(_knowledge("paper", None, **leak))
     assert "blur" in cls.applies(_knowledge("blur", None, **leak))
-    assert "map" in cls.applies(_knowledge("blockwise", BlockwiseConfig(block=8, levels=16), **leak))
+    assert cls.applies(_knowledge("blockwise", BlockwiseConfig(block=8, levels=16), **leak)) is None
     assert "no secret" in cls.applies(_knowledge("pixelate", PixelateConfig(cell=8), **leak))
     assert "leaked pairs" in cls.applies(_knowledge("svd", SVDConfig()))
     assert cls.applies(_knowledge("randenc", RandEncConfig(patch=8), **leak)) is None
 
 
 # ------------------------------------------------------------------------------ jigsaw
-
-
-def _pooled_victim(scheme, cfg, n=128, seed=0):
-    """A victim whose cloud holds every released frame (train and test): the jigsaw's pool."""
-    from medcloak import synth
-    from medcloak.attacks.runner import AttackVictim
-    from medcloak.keys import Key
-    from medcloak.obfuscation.scheme import make_scheme
-
-    data = synth.generate(n, size=SIZE, seed=seed)
-    pids = np.asarray(data.patient_ids)
-    test_p = set(np.unique(pids)[::4].tolist())
-    data.split = np.where([p in test_p for p in pids], "test", "train")
-    s = make_scheme(scheme, cfg).fit(None, Key.generate())
-    return AttackVictim.from_frameset(data, s, obfuscated=s.apply(data.frames), pool_ciphertexts=True)
 
 
 @pytest.mark.parametrize("cfg", [BlockwiseConfig(block=8, shuffle=False, flip=False),

@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 
 from medcloak.attacks.base import Attack, Knowledge
 
-__all__ = ["Jigsaw", "position_similarity", "place_positions", "resolve_flips", "place_blocks", "jigsaw_attack"]
+__all__ = ["Jigsaw", "symmetric_candidates", "position_similarity", "place_positions", "resolve_flips", "place_blocks", "jigsaw_attack"]
 
 
 def _blocks(x: np.ndarray, p: int) -> np.ndarray:
@@ -241,11 +241,14 @@ def _orientation(cands: list[np.ndarray], prior_frames: np.ndarray | None) -> np
 
 
 def jigsaw_attack(released: np.ndarray, config, *, prior_frames: np.ndarray | None = None,
-                  n_attacked: int | None = None, t4_options: dict | None = None) -> np.ndarray:
+                  n_attacked: int | None = None, t4_options: dict | None = None, unscramble_only: bool = False
+                  ) -> np.ndarray:
     """Unscramble ``blockwise`` releases (N, H, W) with ``config``'s public flags; returns (n_attacked, H, W).
 
     ``prior_frames``: the attacker's own frames (they fix the symmetries); the first
-    ``n_attacked`` frames are returned (the rest only pool statistics).
+    ``n_attacked`` frames are returned (the rest only pool statistics). ``unscramble_only``:
+    stop after steps 1-3 (every frame, symmetries unresolved, levels not seriated; what
+    T1-secret finishes with its pairs).
     """
     y = np.asarray(released, np.float64)
     n, h, w = y.shape
@@ -269,6 +272,8 @@ def jigsaw_attack(released: np.ndarray, config, *, prior_frames: np.ndarray | No
         right, down = _boundary_costs(b, p, levels)
         b = b[:, place_blocks(right, down, gh, gw)]
     frames = _join(b, p, h, w)
+    if unscramble_only:
+        return frames.astype(np.float32)
     if config.shuffle and config.scramble and h == w:  # placement turns in-block symmetries into the frame's
         frames = _orientation([_dihedral(frames, k) for k in range(8)], prior_frames)
     if config.flip and levels is None:
@@ -280,6 +285,23 @@ def jigsaw_attack(released: np.ndarray, config, *, prior_frames: np.ndarray | No
         return np.asarray(ciphertext_only_attack(np.clip(frames, 0, 1), levels=levels, **(t4_options or {})),
                           np.float32)
     return np.clip(frames, 0, 1).astype(np.float32)
+
+
+def symmetric_candidates(frames: np.ndarray, config) -> list[np.ndarray]:
+    """Unscrambled ``frames`` under every symmetry the releases alone cannot settle (``config``'s flags)."""
+    c = config
+    n, h, w = frames.shape
+    p = c.block
+    if c.shuffle and c.scramble and h == w:
+        cands = [_dihedral(frames, k) for k in range(8)]
+    elif c.shuffle:  # block by block
+        blk = _blocks(frames, p).reshape(n, -1, p, p)
+        cands = [_join(_dihedral(blk, k).reshape(n, -1, p * p), p, h, w) for k in range(8)]
+    else:
+        cands = [frames]
+    if c.flip and c.levels is None:
+        cands += [1.0 - f for f in cands]
+    return cands
 
 
 class Jigsaw(Attack):
@@ -313,19 +335,7 @@ class Jigsaw(Attack):
 
     def symmetric_candidates(self, frames: np.ndarray) -> list[np.ndarray]:
         """``frames`` under every symmetry the attack cannot settle from the releases alone."""
-        c = self.config
-        n, h, w = frames.shape
-        p = c.block
-        if c.shuffle and c.scramble and h == w:
-            cands = [_dihedral(frames, k) for k in range(8)]
-        elif c.shuffle:  # block by block
-            blk = _blocks(frames, p).reshape(n, -1, p, p)
-            cands = [_join(_dihedral(blk, k).reshape(n, -1, p * p), p, h, w) for k in range(8)]
-        else:
-            cands = [frames]
-        if c.flip and c.levels is None:
-            cands += [1.0 - f for f in cands]
-        return cands
+        return symmetric_candidates(frames, self.config)
 
     def extra_rows(self, victim, prior: dict) -> list[dict]:
         """``jigsaw`` / ``up to symmetry``: the best of :meth:`symmetric_candidates` by SSIM against

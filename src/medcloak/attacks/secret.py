@@ -15,8 +15,14 @@ Per scheme (``knowledge.scheme.scheme``):
     :func:`scipy.optimize.linear_sum_assignment`. (2) In-block positions: the correlation of
     each released position with each original position, pooled over every pair and every block
     (already matched), assigned on ``-|corr|``; the flip is the sign of the correlation.
-    The frames are then unscrambled exactly. ``blockwise+map`` (``levels`` set) is not handled:
-    see :meth:`SecretKnownPlaintext.applies`.
+    The frames are then unscrambled exactly.
+``blockwise+map`` (``levels`` set)
+    The keyed map hides the values the steps above match on, so the positions come from the
+    jigsaw's pooled level-equality statistics over the attacked frames and the leaked releases
+    (:func:`medcloak.attacks.jigsaw.jigsaw_attack`, ciphertext statistics); the pairs then pick
+    the symmetry those leave open and give the level table (mean original per released level,
+    :func:`medcloak.attacks.reconstruction.level_table`). The curve over n then measures the
+    table and the symmetry choice, not the positions.
 ``svd``
     ``Y = Q1 A_k Q2^T`` (``A_k``: the public rank truncation, which the attacker computes on
     its originals). Start from the SVDs of the first pair (``Q1 U = U' D``, ``Q2 V = V' D`` with
@@ -109,6 +115,25 @@ def undo_blockwise(released: np.ndarray, block: int, block_src, pix_src, flips) 
     out = np.empty_like(b)
     out[:, block_src[:, None], pix_src[None, :]] = b
     return np.clip(_join(out, block, h, w), 0, 1).astype(np.float32)
+
+
+def blockwise_map(released: np.ndarray, originals: np.ndarray, leaked: np.ndarray, config) -> np.ndarray:
+    """``blockwise+map`` with pairs: the jigsaw's unscrambling (positions, flips up to a global one,
+    placement) on the attacked frames and the leaked releases pooled, then the pairs pick the
+    symmetry the releases leave open and give the level table (``reconstruction.level_table``)."""
+    from medcloak.attacks.jigsaw import jigsaw_attack, symmetric_candidates
+    from medcloak.attacks.reconstruction import level_table
+
+    m, levels = len(released), config.levels
+    frames = jigsaw_attack(np.concatenate([released, leaked]), config, unscramble_only=True)
+    best = None
+    for cand in symmetric_candidates(frames, config):
+        q = np.rint(np.clip(cand, 0, 1) * (levels - 1)).astype(np.int64)
+        table = level_table(cand[m:], originals, levels=levels)
+        err = float(np.abs(table[q[m:]] - originals).mean())
+        if best is None or err < best[0]:
+            best = (err, table[q[:m]])
+    return np.clip(best[1], 0, 1).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- svd
@@ -294,9 +319,6 @@ class SecretKnownPlaintext(Attack):
             return "needs the victim's leaked pairs (leak_raw and leak_pool)"
         c = _config(knowledge)
         if name == "blockwise":
-            if c.levels is not None:
-                return ("blockwise+map: reading the positions through the keyed map is not implemented "
-                        "(T1's U-Net with the level table and the jigsaw attack cover it)")
             return None
         if name == "pixelate":
             return None if c.mix else "pixelate without mix holds no secret to read (its release is the cell means)"
@@ -320,7 +342,9 @@ class SecretKnownPlaintext(Attack):
         raw = np.asarray(knowledge.leak_raw(orig), np.float32)
         self.name, self.c, self.shape = knowledge.scheme.scheme, _config(knowledge), orig.shape[1:]
         c = self.c
-        if self.name == "blockwise":
+        if self.name == "blockwise" and c.levels is not None:
+            self.secret = (orig, raw)  # positions need the pooled statistics of the attacked frames too
+        elif self.name == "blockwise":
             self.secret = read_blockwise(orig, raw, c.block)
         elif self.name == "svd":
             self.secret = read_svd(orig, raw, rank=c.rank)
@@ -335,6 +359,8 @@ class SecretKnownPlaintext(Attack):
     def __call__(self, obfuscated: np.ndarray) -> np.ndarray:
         y = np.asarray(obfuscated, np.float64)
         c = self.c
+        if self.name == "blockwise" and c.levels is not None:
+            return blockwise_map(y, *self.secret, c)
         if self.name == "blockwise":
             return undo_blockwise(y, c.block, *self.secret)
         if self.name == "svd":
