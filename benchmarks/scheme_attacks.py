@@ -42,7 +42,7 @@ def cases():
         ("blockwise", B(block=8), ("T1-secret", "jigsaw")),
         ("blockwise", B(block=8, shuffle=False, flip=False), ("jigsaw",)),
         ("blockwise", B(block=8, shuffle=False, flip=False, levels=16), ("jigsaw",)),
-        ("blockwise", B(block=8, levels=16), ("jigsaw",)),
+        ("blockwise", B(block=8, levels=16), ("T1-secret", "jigsaw")),
         ("svd", S(), ("T1-secret",)),
         ("svd", S(rank=8), ("T1-secret",)),
         ("pixelate", P(cell=8, mix=True), ("T1-secret",)),

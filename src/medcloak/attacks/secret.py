@@ -36,14 +36,18 @@ Per scheme (``knowledge.scheme.scheme``):
     result is the cell-mean image (upsampled by repetition); going beyond the cell means is
     super-resolution, which the existing T1/T2 U-Nets on upsampled releases already are.
 ``randenc``
-    Tokens ``(T, D)`` per frame, patch order shuffled per frame. A linear decoder (ridge on the
-    token and its square) from token to patch pixels and a linear position classifier are
-    trained on the leaked pairs. With ``shuffle`` the pairing of tokens and patches inside a
-    leaked frame is unknown: it is found by alternating (decode, then per-frame
-    :func:`~scipy.optimize.linear_sum_assignment` of decoded to true patches), starting from
-    the rank order of the tokens' first principal component against the patches' mean. Victim
-    frames: every token decoded on its own, then placed by the position classifier (one
-    assignment per frame). Scored as whole frames.
+    Tokens ``(T, D)`` per frame, patch order shuffled per frame. The keyed position embedding is
+    added before the last linear layer, so the tokens of one position share an offset: they are
+    grouped into position slots by a k-means in which a frame's ``T`` tokens take ``T`` distinct
+    slots (:func:`token_slots`; ciphertext statistics, no pairs needed). On the leaked pairs a
+    linear decoder (ridge on the token plus a one-hot position) maps tokens to patch pixels; the
+    slot -> position map is found by alternating that decoder and a
+    :func:`~scipy.optimize.linear_sum_assignment` of slots to positions (start: how well each
+    slot's tokens, by ridge on their top principal components, predict each position's patches
+    across the leaked frames). Victim frames: every token decoded on its own and placed at its
+    slot's position. Scored as whole frames. The decoder is linear: with ``width`` well above
+    ``patch**2`` and ``depth = 0`` it is near exact; deeper and narrower encoders (ReLU and
+    normalisation losses) cap it (see ``benchmarks/results/scheme_attacks_32.md``).
 """
 
 from __future__ import annotations
