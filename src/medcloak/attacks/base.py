@@ -34,6 +34,9 @@ BUILTIN: dict[str, str] = {
     "T2": "medcloak.attacks.reconstruction:SameDomain",
     "T3": "medcloak.attacks.reconstruction:CrossDomain",
     "T4": "medcloak.attacks.statistics:CiphertextOnly",
+    "T1-secret": "medcloak.attacks.secret:SecretKnownPlaintext",
+    "jigsaw": "medcloak.attacks.jigsaw:Jigsaw",
+    "matching": "medcloak.attacks.matching:DistributionMatching",
 }
 _REGISTRY: dict[str, type] = {}
 
