@@ -762,10 +762,12 @@ class CiphertextOnly(Attack):
     """T4 as a plug-in: :func:`ciphertext_only_attack` on the victim's test frames, and -- when
     the attacker is given every obfuscated frame the cloud holds (:attr:`Knowledge.ciphertexts`)
     -- a second row pooling all of them (the attack grows stronger with every frame it pools),
-    scored on the same test frames."""
+    scored on the same test frames. Scored per victim key (:attr:`Attack.per_key`): its strength
+    varies with the key the victim drew, so one key's figure says little."""
 
     threat = "T4"
     knows = "only the victim's obfuscated frames (ciphertext-only statistics)"
+    per_key = True
 
     @classmethod
     def variants(cls, knowledge: Knowledge) -> list[str]:
@@ -783,6 +785,14 @@ class CiphertextOnly(Attack):
         self._options = {"seed": knowledge.config.attacker_seed, **knowledge.config.t4_options}
         self._pool, self._victims = knowledge.ciphertexts, knowledge.ciphertext_victims
         return self
+
+    def for_victim_key(self, knowledge: Knowledge) -> "CiphertextOnly":
+        """The same attack pooling what the cloud holds under another victim key."""
+        import copy
+
+        other = copy.copy(self)
+        other._pool, other._victims = knowledge.ciphertexts, knowledge.ciphertext_victims
+        return other
 
     def __call__(self, obfuscated: np.ndarray) -> np.ndarray:
         if self.variant != "pooled":
