@@ -203,6 +203,14 @@ def _e(v) -> str:
     return html.escape(str(v), quote=True)
 
 
+def _fr(r: Mapping, key: str, digits: int = 3) -> str:
+    """``mean (min-max)`` for rows scored over several victim keys, else the value alone."""
+    lo, hi = r.get(f"{key}_min"), r.get(f"{key}_max")
+    if (r.get("n_keys") or 1) > 1 and lo is not None and hi is not None and r.get(key) is not None:
+        return f"{_f(r[key], digits)} ({_f(lo, digits)}–{_f(hi, digits)})"
+    return _f(r.get(key), digits)
+
+
 def _f(v, digits: int = 3) -> str:
     if v is None or v == "":
         return "–"
@@ -478,7 +486,10 @@ def _html(out: Path, config, m: Mapping, point: Mapping, stages: Mapping) -> str
     # ---- privacy
     p.append("<h2>Privacy: reconstruction attacks</h2>")
     p.append("<p>Each attacker is scored on the victim's test frames beside the prior (what an attacker gets "
-             "knowing nothing); Δ = attack − prior. Highlighted rows beat the prior by more than 0.05. "
+             "knowing nothing); Δ = attack − prior (SSIM: the mean attacker frame; vessel Dice: the location "
+             "prior, the attacker's mean vessel mask; re-ID: chance). Highlighted rows beat the prior by more "
+             "than 0.05. Rows scored over several victim keys show the mean and, in brackets, the range over "
+             "keys. "
              "Threat models: <code>docs/threat-model.md</code>.</p>")
     head = ["attacker", "knows", "SSIM", "PSNR dB", "vessel Dice", "re-ID@1", "re-ID@5", "ΔSSIM", "ΔDice",
             "Δre-ID@1", "s"]
@@ -487,8 +498,8 @@ def _html(out: Path, config, m: Mapping, point: Mapping, stages: Mapping) -> str
     for r in rows:
         name = r["threat"] + (f" ({r['variant']})" if r.get("variant") and r["threat"] not in ("obfuscated", "prior")
                               else "")
-        trs.append([_e(name), _e(THREAT_KNOWS.get(r["threat"], "")), _f(r.get("ssim")), _f(r.get("psnr"), 1),
-                    _f(r.get("vessel_dice")), _f(r.get("reid_top1")), _f(r.get("reid_top5")), _f(r.get("d_ssim")),
+        trs.append([_e(name), _e(THREAT_KNOWS.get(r["threat"], "")), _fr(r, "ssim"), _fr(r, "psnr", 1),
+                    _fr(r, "vessel_dice"), _fr(r, "reid_top1"), _fr(r, "reid_top5"), _f(r.get("d_ssim")),
                     _f(r.get("d_vessel_dice")), _f(r.get("d_reid_top1")), _f(r.get("seconds"), 1)])
         hl.append(_row_name(r) in risky)
     p.append(_table(head, trs, highlight=hl))
