@@ -319,3 +319,11 @@ def test_per_key_rows_vary_with_a_real_key_and_keep_the_single_key_figure():
     assert fallback.meta["victim_keys"] == 1 and "key-dependent" in fallback.meta["notes"]
     with pytest.raises(MedcloakError):
         AttackConfig(victim_keys=0)
+
+
+def test_report_shows_the_range_over_keys_beside_the_mean():
+    from medcloak.report.html import _fr
+
+    r = {"ssim": 0.43, "ssim_min": 0.02, "ssim_max": 0.64, "n_keys": 5}
+    assert _fr(r, "ssim") == "0.430 (0.020–0.640)"
+    assert _fr({**r, "n_keys": 1}, "ssim") == "0.430" and _fr({"ssim": None}, "ssim") == "–"

@@ -368,7 +368,8 @@ def write_report(out: Path, results: StudyResults) -> list[str]:
     F.training_curves(utility, r.history, figdir / "training-curves.png")
     F.roc_curves(utility, figdir / "roc.png")
     t0 = next((r for r in rows if r["threat"] == "T0"), None)
-    prior_row = next((r for r in rows if r["threat"] == "prior"), None)
+    prior_rows = [r for r in rows if r["threat"] == "prior"]  # the location prior is the vessel-Dice baseline
+    prior_row = next((r for r in prior_rows if r.get("variant") == "location prior"), prior_rows[0] if prior_rows else None)
     obf_acc = metrics["utility"]["obfuscated"]["accuracy"]
     point = {"accuracy": obf_acc["value"], "ci_low": obf_acc["ci_low"], "ci_high": obf_acc["ci_high"],
              "original_accuracy": metrics["utility"]["original"]["accuracy"]["value"],

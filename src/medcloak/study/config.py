@@ -61,7 +61,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "attacks": {"threats": "threats", "steps": "attack_steps", "t0_steps": "t0_steps", "t1_n": "t1_n",
                 "n_attacker": "n_attacker", "channels": "attack_channels", "t0_copies": "t0_copies",
                 "t4_all_frames": "t4_all_frames", "lr": "attack_lr", "batch_size": "attack_batch_size",
-                "victim_keys": "victim_keys"},
+                "victim_keys": "victim_keys", "t4_restarts": "t4_restarts"},
     "readers": {"frames": "reader_frames"},
     "report": {"figure_frames": "figure_frames", "utility_grid_csv": "utility_grid_csv"},
     "run": {"device": "device", "threads": "threads"},
@@ -122,6 +122,9 @@ class StudyConfig:
     victim_keys : int
         Victim keys T0, its hand-made floor and T4 are scored under (mean and range; the study's
         key and simulated ones, :attr:`medcloak.attacks.runner.AttackConfig.victim_keys`).
+    t4_restarts : int
+        Searches of T4's level order (``restarts`` of
+        :func:`~medcloak.attacks.statistics.ciphertext_only_attack`; 1: the deterministic one only).
     t4_all_frames : bool
         Also run T4 on every obfuscated frame the cloud holds (train, val, test), scored on the
         test frames (the runner's own T4 row pools the test frames only).
@@ -170,6 +173,7 @@ class StudyConfig:
     t0_copies: int = 2
     t4_all_frames: bool = True
     victim_keys: int = 5
+    t4_restarts: int = 8
     reader_frames: int = 12
     figure_frames: int = 6
     utility_grid_csv: str = ""
@@ -303,7 +307,7 @@ def _check(c: StudyConfig) -> None:
 
     for f in ("n_frames", "frames_per_patient", "vae_epochs", "vae_channels", "max_epochs", "patience",
               "batch_size", "attack_steps", "t0_steps", "n_attacker", "t0_copies", "reader_frames",
-              "figure_frames", "victim_keys"):
+              "figure_frames", "victim_keys", "t4_restarts"):
         if getattr(c, f) < 1:
             raise bad(f, "must be >= 1")
     if c.seed < 0:
@@ -361,7 +365,7 @@ def _check(c: StudyConfig) -> None:
 _TINY = StudyConfig(
     name="tiny", n_frames=48, size=32, frames_per_patient=4, vae_epochs=1, vae_channels=8, max_epochs=1,
     patience=1, batch_size=16, n_boot=50, attack_steps=4, t0_steps=4, t1_n=(4, 16), n_attacker=32,
-    attack_channels=(8, 16), t0_copies=1, victim_keys=2, reader_frames=4, figure_frames=3, threads=1,
+    attack_channels=(8, 16), t0_copies=1, victim_keys=2, t4_restarts=2, reader_frames=4, figure_frames=3, threads=1,
 )
 _DEMO = StudyConfig(name="demo", threads=1)
 _PAPER = StudyConfig(

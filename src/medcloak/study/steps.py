@@ -196,7 +196,8 @@ def attacks(ctx: Context, folder: Path) -> dict:
     net = NetConfig(channels=c.attack_channels, steps=c.attack_steps, lr=c.attack_lr, batch_size=c.attack_batch_size,
                     seed=c.seed)
     acfg = AttackConfig(net=net, t0_net=replace(net, steps=c.t0_steps), t1_n=c.t1_n, n_attacker=c.n_attacker,
-                        n_cross=c.n_attacker, t0_copies=c.t0_copies, victim_keys=c.victim_keys)
+                        n_cross=c.n_attacker, t0_copies=c.t0_copies, victim_keys=c.victim_keys,
+                        t4_options={"restarts": c.t4_restarts})
     res = run_attacks(victim, c.threats, config=acfg, n_figure=c.reader_frames, progress=ctx.progress)
     res.to_json(folder / "results.json")
     res.to_csv(folder / "results.csv")
