@@ -23,8 +23,9 @@ ciphertexts):
    *virtual levels*, which are seriated again (``iterations`` rounds). A further starting point
    seriates (level, most frequent other neighbour level) pairs (:func:`context_labels`), which are
    nearly free of merges before any order is known.
-4. Of the reconstructions grown from the different starts, the one with the lowest
-   :func:`roughness` is kept (key-free, pair-free model selection).
+4. Of the reconstructions grown from the different starts -- and from ``restarts - 1`` random
+   orders of the levels (the attacker's seed) -- the one with the lowest :func:`roughness` is
+   kept (key-free, pair-free model selection).
 5. :func:`render` -- each pixel gets its (virtual) level's rank turned into an intensity; the
    polarity (which end is dark) is fixed by a generic prior, see :func:`resolve_polarity`.
 

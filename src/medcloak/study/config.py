@@ -12,8 +12,8 @@ Presets (:data:`PRESETS`, :func:`preset`):
     of 250 steps (T0: at most 500), 256 attacker frames, T1 at 1 / 3 / 10 / 100 pairs, T0 and T4
     over 5 victim keys, one torch thread. Sized to finish in about 5 minutes on 2 CPU cores with
     one victim key (``victim_keys = 1``); scoring T4 under 5 keys with its 8 restarts adds about
-    10-14 minutes (T4 on the 384 pooled frames: about 160 s per key with restarts, 58 s without,
-    on 2 shared cores, issue 14). At 128x128 the attack stage alone would take about 16 minutes
+    6-13 minutes (T4 on the 384 pooled frames, per key: 85 s with 8 restarts and 33 s without on
+    an idle core, 163 s and 58 s on 2 shared cores; issue 14). At 128x128 the attack stage alone would take about 16 minutes
     (measurements: ``docs/results/study-presets.md``).
 ``paper``
     256x256, 1024 frames, the ``fidelity`` VAE preset (40 epochs; vessel Dice 0.81 at 128 px), classifier up to 50
