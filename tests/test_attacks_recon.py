@@ -135,17 +135,25 @@ def test_results_json_and_csv(weak_results, tmp_path):
     res.to_csv(tmp_path / "r.csv")
     doc = json.loads((tmp_path / "r.json").read_text())
     assert set(doc) == {"meta", "columns", "rows"} and doc["columns"] == list(COLUMNS)
-    assert [r["threat"] for r in doc["rows"]] == ["obfuscated", "prior", "T1", "T2"]
+    assert [r["threat"] for r in doc["rows"]] == ["obfuscated", "prior", "prior", "T1", "T2"]
+    assert [r["variant"] for r in doc["rows"][1:3]] == ["mean attacker frame", "location prior"]
     assert all(set(r) == set(COLUMNS) for r in doc["rows"])
-    assert doc["rows"][2]["n_pairs"] == 32 and doc["rows"][2]["variant"] == "n=32"
-    for key in ("threats", "levels", "size", "n_test", "config", "scheme"):
+    assert doc["rows"][3]["n_pairs"] == 32 and doc["rows"][3]["variant"] == "n=32"
+    for key in ("threats", "levels", "size", "n_test", "config", "scheme", "reid_chance", "location_prior",
+                "victim_keys", "per_key"):
         assert key in doc["meta"]
+    assert doc["meta"]["reid_chance"] == pytest.approx(1 / doc["meta"]["n_test"])
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
-    assert tuple(rows[0]) == COLUMNS and len(rows) == 4
-    t1 = rows[2]
+    assert tuple(rows[0]) == COLUMNS and len(rows) == 5
+    t1 = rows[3]
     assert float(t1["ssim"]) == pytest.approx(res.row("T1")["ssim"], rel=1e-5)
     assert float(t1["d_ssim"]) == pytest.approx(float(t1["ssim"]) - float(t1["prior_ssim"]), abs=1e-5)
     assert rows[1]["d_ssim"] == ""  # the prior has no difference to itself
+    # vessel Dice is scored against the location prior, re-identification against chance
+    assert float(t1["prior_vessel_dice"]) == pytest.approx(float(rows[2]["vessel_dice"]), abs=1e-5)
+    assert float(t1["prior_reid_top1"]) == pytest.approx(doc["meta"]["reid_chance"], abs=1e-5)
+    assert float(t1["d_reid_top1"]) == pytest.approx(float(t1["reid_top1"]) - doc["meta"]["reid_chance"], abs=1e-5)
+    assert t1["n_keys"] == "1" and "| keys |" in res.table()
 
 
 def test_grid_figure(weak_results, tmp_path):
@@ -212,9 +220,110 @@ def test_cli_attack(tmp_path):
 
     out = tmp_path / "att"
     rc = main(["attack", "--threat", "T1", "--threat", "T4", "--size", "32", "--n", "32", "--order", "map-only",
-               "--steps", "3", "--n-attacker", "16", "--reid-metric", "corr", "--no-progress", "--out", str(out)])
+               "--steps", "3", "--n-attacker", "16", "--reid-metric", "corr", "--victim-keys", "2", "--no-progress",
+               "--out", str(out)])
     assert rc == 0
     doc = json.loads((out / "results.json").read_text())
     assert {r["threat"] for r in doc["rows"]} == {"obfuscated", "prior", "T1", "T4"}
+    assert doc["meta"]["victim_keys"] == 2 and all(r["n_keys"] == 2 for r in doc["rows"] if r["threat"] == "T4")
     assert (out / "results.csv").is_file() and (out / "grid.png").stat().st_size > 0
     assert main(["attack", "--model", str(tmp_path), "--out", str(out)]) == 2  # --key and --dataset missing
+
+
+def test_location_prior_beats_the_mean_frame(synth_sets):
+    """Vessels sit in the middle of the frame: the attacker's mean vessel mask, thresholded on its
+    own held-out masks, finds part of the victim's vessels without seeing any victim frame."""
+    v, a = synth_sets
+    loc = prior.location_prior(a.masks)
+    assert 0 < loc.threshold < 1 and loc.heldout_dice > 0.1
+    seg = loc.segmentation(len(v.masks))
+    assert seg.shape == v.masks.shape and seg.dtype == bool and np.array_equal(seg[0], seg[-1])
+    dice = metrics.vessel_dice(seg, v.masks, ignore=v.catheter)
+    mean_dice = metrics.vessel_dice(prior.prior_segmentation(prior.mean_frame(a.frames), len(v.masks)), v.masks,
+                                    ignore=v.catheter)
+    assert dice > mean_dice + 0.1, (dice, mean_dice)
+    assert prior.reid_chance(4) == 0.25 and prior.reid_chance(4, 5) == 1.0
+    with pytest.raises(MedcloakError):
+        prior.location_prior(np.zeros((8, 8), bool))
+
+
+def test_cross_domain_reconstructs_the_identity(synth_sets):
+    """T3 (no angiograms, natural images under its own keys) is real: it undoes a weak scheme."""
+    v, a = synth_sets
+    victim = _victim(PublicScheme("identity"), v.frames, v.masks, 32, ignore=v.catheter)
+    config = AttackConfig(net=NetConfig(steps=150, lr=3e-3), n_cross=128, reid_metric="corr")
+    res = run_attacks(victim, ("T3",), config=config, attacker=AttackerData(a.frames, a.masks), progress=False)
+    row = res.row("T3")
+    assert row["ssim"] >= 0.9 and row["reid_top1"] >= 0.9, row
+    assert row["d_ssim"] >= 0.3, row
+
+
+def _frameset_victim(scheme_name, frames, masks, n_train, config=None):
+    """A victim made the way the study makes it: a FrameSet and a fitted scheme, every frame pooled."""
+    from medcloak.io.frameset import FrameSet
+    from medcloak.keys import Key
+    from medcloak.obfuscation.scheme import make_scheme
+
+    n = len(frames)
+    data = FrameSet(frames=frames, labels=["LCA"] * n, patient_ids=[f"p{i // 4}" for i in range(n)],
+                    split=np.where(np.arange(n) < n_train, "train", "test"), masks=masks)
+    scheme = make_scheme(scheme_name, config).fit(frames[:n_train], Key.generate())
+    return AttackVictim.from_frameset(data, scheme, obfuscated=scheme.apply(frames), pool_ciphertexts=True)
+
+
+def test_per_key_attacks_succeed_for_every_key_on_the_identity():
+    """The multi-key path is real: T0 and T4 (both variants) defeat the identity under EVERY key."""
+    vf, vm = _thick_vessels(40, seed=1)
+    af, am = _thick_vessels(160, seed=2)
+    victim = _frameset_victim("identity", vf, vm, 8)
+    config = AttackConfig(net=NetConfig(steps=250, lr=5e-3), t0_copies=1, reid_metric="corr", victim_keys=3,
+                          t4_options={"restarts": 2})
+    res = run_attacks(victim, ("T0", "T4"), config=config, attacker=AttackerData(af, am), progress=False)
+    per_key = res.meta["per_key"]
+    assert res.meta["victim_keys"] == 3
+    assert res.row("T0")["n_keys"] == 3 and len(per_key["T0 learned direct view"]["vessel_dice"]) == 3
+    assert min(per_key["T0 learned direct view"]["vessel_dice"]) >= 0.8, per_key
+    for r in res.rows:
+        if r["threat"] == "T4":
+            assert r["n_keys"] == 3 and r["ssim_min"] >= 0.9 and r["ssim_max"] <= 1.0, r
+            assert min(per_key[f"T4 {r['variant']}"]["ssim"]) == r["ssim_min"]
+        if r["threat"] in ("T0", "T0-handmade", "T4", "obfuscated"):
+            assert r["n_keys"] == 3 and r["vessel_dice_min"] <= r["vessel_dice"] <= r["vessel_dice_max"], r
+
+
+def test_per_key_rows_vary_with_a_real_key_and_keep_the_single_key_figure():
+    """Under a keyed map the figures differ from key to key; key 0 is the victim's own key, so
+    victim_keys=1 gives exactly its figure; a scheme trained with its key falls back to one key."""
+    vf, vm = _thick_vessels(24, seed=3)
+    af, am = _thick_vessels(32, seed=4)
+    victim = _frameset_victim("paper", vf, vm, 12, ObfuscationConfig(order="map-only", levels=32))
+    base = dict(reid_metric="corr", t4_options={"restarts": 1}, n_attacker=32)
+    many = run_attacks(victim, ("T4",), config=AttackConfig(victim_keys=3, **base), attacker=AttackerData(af, am),
+                       progress=False)
+    one = run_attacks(victim, ("T4",), config=AttackConfig(victim_keys=1, **base), attacker=AttackerData(af, am),
+                      progress=False)
+    ssim = many.meta["per_key"]["obfuscated human-perception baseline"]["ssim"]
+    assert len(set(ssim)) == 3  # three different keys
+    assert ssim[0] == pytest.approx(one.row("obfuscated")["ssim"])
+    t4 = many.meta["per_key"][f"T4 {many.row('T4')['variant']}"]["ssim"]
+    assert t4[0] == pytest.approx(one.row("T4")["ssim"]) and many.row("T4")["ssim"] == pytest.approx(np.mean(t4))
+    assert one.row("T4")["n_keys"] == 1 and one.meta["per_key"] == {}
+
+    class KeyedFit(type(victim.fitted)):
+        key_independent_fit = False
+
+    victim.fitted.__class__ = KeyedFit
+    fallback = run_attacks(victim, ("T4",), config=AttackConfig(victim_keys=3, **base),
+                           attacker=AttackerData(af, am), progress=False)
+    assert fallback.row("T4")["n_keys"] == 1 and "key-dependent" in fallback.row("T4")["note"]
+    assert fallback.meta["victim_keys"] == 1 and "key-dependent" in fallback.meta["notes"]
+    with pytest.raises(MedcloakError):
+        AttackConfig(victim_keys=0)
+
+
+def test_report_shows_the_range_over_keys_beside_the_mean():
+    from medcloak.report.html import _fr
+
+    r = {"ssim": 0.43, "ssim_min": 0.02, "ssim_max": 0.64, "n_keys": 5}
+    assert _fr(r, "ssim") == "0.430 (0.020–0.640)"
+    assert _fr({**r, "n_keys": 1}, "ssim") == "0.430" and _fr({"ssim": None}, "ssim") == "–"

@@ -197,3 +197,37 @@ def test_handmade_views_shapes_and_floor(frames):
         assert on_frames[name].dtype == bool and on_frames[name].shape == x[:4].shape
         assert not on_flat[name].any()
     assert M.vessel_dice(on_frames["frangi"], masks[:4]) > M.vessel_dice(on_flat["frangi"], masks[:4]) + 0.2
+
+
+def test_restarts_zero_or_one_is_todays_attack(frames, monkeypatch):
+    """restarts=0/1 runs the deterministic search only: the output of T4 before restarts.
+
+    The digest is of ``ciphertext_only_attack`` at commit 957e127 (before restarts existed) on
+    these frames and table, computed on the project machine."""
+    import hashlib
+
+    x, _ = frames
+    ob = _apply(x, np.random.default_rng(5).integers(0, L, size=L))
+
+    def no_random(*a, **k):
+        raise AssertionError("a random restart ran")
+
+    monkeypatch.setattr(S, "_random_order", no_random)
+    r0 = S.ciphertext_only_attack(ob, levels=L, restarts=0, seed=1)
+    r1 = S.ciphertext_only_attack(ob, levels=L, restarts=1, seed=2)
+    assert np.array_equal(r0, r1)
+    digest = hashlib.sha256(np.ascontiguousarray(r0).tobytes()).hexdigest()
+    assert digest == "22b67d74a2988da3a0da8a932e8ab6015d088881aa5b2310a53ad7b3411c07a0"
+
+
+def test_restarts_keep_the_roughest_free_candidate(frames):
+    """More restarts never give a rougher answer (the attack's own criterion), they follow the
+    attacker's seed, and they never look at the truth."""
+    x, _ = frames
+    ob = _apply(x, np.random.default_rng(5).integers(0, L, size=L))
+    raw = dict(levels=L, polarity="none", scale="linear")  # output == the chosen estimate
+    one = S.ciphertext_only_attack(ob, restarts=1, **raw)
+    many = S.ciphertext_only_attack(ob, restarts=4, seed=3, **raw)
+    assert S.roughness(many) <= S.roughness(one)
+    assert np.array_equal(many, S.ciphertext_only_attack(ob, restarts=4, seed=3, **raw))
+    assert M.pixel_correlation(S.ciphertext_only_attack(ob, levels=L, restarts=4, seed=3), x) > 0.6

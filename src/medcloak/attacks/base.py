@@ -25,7 +25,7 @@ import numpy as np
 from medcloak.errors import MedcloakError
 
 __all__ = ["Attack", "Knowledge", "AttackerData", "BUILTIN", "register_attack", "get_attack", "attack_names",
-           "score", "make_row", "COLUMNS", "SCORES"]
+           "score", "make_row", "over_keys", "COLUMNS", "SCORES", "RANGES"]
 
 #: Threat name -> "module:Class" of the built-in attacks (imported on first use).
 BUILTIN: dict[str, str] = {
@@ -43,11 +43,17 @@ _REGISTRY: dict[str, type] = {}
 #: The scores every row carries (and their ``prior_*`` / ``d_*`` versions).
 SCORES = ("ssim", "psnr", "vessel_dice", "reid_top1", "reid_top5")
 
-#: Columns of every results row, in CSV order.
+#: Range columns of rows scored over several victim keys: ``<score>_min`` / ``<score>_max``.
+RANGES = tuple(f"{s}_{end}" for s in SCORES for end in ("min", "max"))
+
+#: Columns of every results row, in CSV order. Rows scored over victim keys (:func:`over_keys`)
+#: hold the mean over keys in the score columns, its range in :data:`RANGES`, the number of
+#: keys in ``n_keys``; ``note`` says why a row has fewer keys than asked.
 COLUMNS = (
     "threat", "variant", "n_pairs", "ssim", "psnr", "vessel_dice", "vessel_agreement", "reid_top1", "reid_top5",
     "prior_ssim", "prior_psnr", "prior_vessel_dice", "prior_reid_top1", "prior_reid_top5",
     "d_ssim", "d_psnr", "d_vessel_dice", "d_reid_top1", "d_reid_top5", "seconds",
+    "n_keys", *RANGES, "note",
 )
 
 
@@ -57,6 +63,37 @@ def make_row(threat: str, variant: str, scores: dict, seconds: float, n_pairs=No
     row.update(threat=threat, variant=variant, n_pairs=n_pairs, seconds=round(seconds, 2))
     row.update(scores)
     return row
+
+
+def over_keys(rows: list[dict], *, note: str = "") -> dict:
+    """One row from the rows of the same attack scored under several victim keys.
+
+    The score columns, ``prior_*`` and ``d_*`` hold the mean over keys (``d_* = mean - prior``),
+    :data:`RANGES` the smallest and largest value, ``n_keys`` the number of keys, ``seconds``
+    the mean per key, ``note`` the caller's remark. A score missing under any key stays ``None``.
+
+    Examples
+    --------
+    >>> r = over_keys([make_row("T4", "", {"ssim": 0.2}, 1.0), make_row("T4", "", {"ssim": 0.6}, 3.0)])
+    >>> round(r["ssim"], 3), r["ssim_min"], r["ssim_max"], r["n_keys"], r["seconds"]
+    (0.4, 0.2, 0.6, 2, 2.0)
+    """
+    if not rows:
+        raise MedcloakError("over_keys() needs at least one row")
+    out = dict(rows[0])
+    numeric = [c for c in COLUMNS if c not in ("threat", "variant", "n_pairs", "n_keys", "note", *RANGES)]
+    for c in numeric:
+        vals = [r.get(c) for r in rows]
+        if any(v is None for v in vals):
+            out[c] = None
+            continue
+        out[c] = float(np.mean(np.asarray(vals, dtype=np.float64)))
+        if c in SCORES:
+            out[f"{c}_min"], out[f"{c}_max"] = float(min(vals)), float(max(vals))
+    out["seconds"] = None if out["seconds"] is None else round(out["seconds"], 2)
+    out["n_keys"] = len(rows)
+    out["note"] = note or None
+    return out
 
 
 @dataclass
@@ -145,6 +182,10 @@ class Attack:
     #: What ``__call__`` takes: ``"image"`` (the release as an image of the frame's size,
     #: :func:`medcloak.attacks.own.image_like`) or ``"raw"`` (the release as the cloud holds it).
     input: ClassVar[str] = "image"
+    #: Score the attack over several victim keys (:attr:`AttackConfig.victim_keys`): fitted once,
+    #: then applied to the victim's frames under each key (:meth:`for_victim_key`). For attacks
+    #: whose figure depends on which key the victim happened to draw (T0, T4).
+    per_key: ClassVar[bool] = False
 
     def __init__(self, variant: str = ""):
         self.variant = variant
@@ -178,6 +219,12 @@ class Attack:
 
     def __call__(self, obfuscated: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def for_victim_key(self, knowledge: Knowledge) -> "Attack":
+        """The fitted attack facing the victim under another key (``knowledge`` holds what the
+        attacker sees under that key, e.g. its ciphertexts). Default: ``self`` unchanged, for
+        attacks whose fit never saw the victim (T0 is trained on the attacker's own keys)."""
+        return self
 
     def extra_rows(self, victim, prior: dict) -> list[dict]:
         """Further rows this attack adds after its own (T0: the hand-made floor)."""

@@ -373,11 +373,14 @@ def train_direct_view(
 class DirectView(Attack):
     """T0 as a plug-in: :func:`train_direct_view` on the attacker's own frames, then its
     probabilities on the victim's frames (thresholded at the attacker's own threshold for the
-    score); the hand-made views follow as its floor (:meth:`extra_rows`)."""
+    score); the hand-made views follow as its floor (:meth:`extra_rows`). Trained once (the
+    attacker's model never sees the victim's key) and scored per victim key
+    (:attr:`Attack.per_key`): what a viewer sees depends on the key the victim drew."""
 
     threat = "T0"
     knows = "the algorithm; trains a vessel segmenter on its own frames under many own keys"
     kind = "segmentation"
+    per_key = True
 
     @property
     def label(self) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KeyedObfuscate", "PublicScheme", "attacker_key", "obfuscate_under_keys", "image_like"]
+__all__ = ["KeyedObfuscate", "PublicScheme", "attacker_key", "victim_key", "obfuscate_under_keys", "image_like"]
 
 #: ``obfuscate(frames (N, H, W), key_index) -> obfuscated``: the public algorithm, fitted by the
 #: attacker, under the attacker's ``key_index``-th own key.
@@ -55,6 +55,25 @@ def attacker_key(seed: int, index: int):
     from medcloak.keys import Key
 
     return Key(hashlib.sha256(f"medcloak/attacker/{int(seed)}/{int(index)}".encode()).digest())
+
+
+def victim_key(seed: int, index: int):
+    """The ``index``-th SIMULATED victim key, reproducible from ``seed`` (index >= 1).
+
+    Used to score key-dependent figures (T0, T4) over several victim keys: the victim's
+    fitted scheme is re-keyed (:meth:`~medcloak.obfuscation.scheme.Scheme.rekey`) under these.
+    They protect nothing (they simulate other draws of the victim's key), so, like
+    :func:`attacker_key`, they come from a hash of the seed -- under their own label, so they
+    never coincide with an attacker's keys.
+
+    Examples
+    --------
+    >>> victim_key(0, 1) == victim_key(0, 1), victim_key(0, 1) == attacker_key(0, 1)
+    (True, False)
+    """
+    from medcloak.keys import Key
+
+    return Key(hashlib.sha256(f"medcloak/victim-simulation/{int(seed)}/{int(index)}".encode()).digest())
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,26 @@ scored on the victim's test frames with :mod:`medcloak.metrics`:
 ``reid_top1``, ``reid_top5``
     :func:`~medcloak.metrics.reidentification_topk` of reconstructions against the test originals;
 ``prior_*`` and ``d_*``
-    the prior's score (mean attacker frame, :mod:`medcloak.attacks.prior`) and ``attack - prior``.
+    the baseline's score and ``attack - baseline`` (:mod:`medcloak.attacks.prior`): for SSIM and
+    PSNR the mean attacker frame; for vessel Dice the **location prior** (the attacker's mean
+    vessel mask, thresholded on its own held-out masks); for re-identification **chance**
+    (``k / n_test``);
+``n_keys``, ``<score>_min``, ``<score>_max``
+    attacks whose figure depends on the key the victim drew (:attr:`Attack.per_key
+    <medcloak.attacks.base.Attack.per_key>`: T0, its hand-made floor, T4, and the ``obfuscated``
+    row) are fitted once and scored under ``AttackConfig.victim_keys`` victim keys -- the
+    victim's own and simulated ones (:func:`medcloak.attacks.own.victim_key`, the victim's fitted
+    scheme re-keyed): the score columns hold the mean over keys, these columns the number of
+    keys and the range (:func:`medcloak.attacks.base.over_keys`); :attr:`AttackResults.meta`
+    ``["per_key"]`` lists every key's value. A scheme whose training sees the key cannot be
+    re-keyed: its rows have ``n_keys = 1`` and say so in ``note``. Other rows: ``n_keys = 1``.
 
-Two reference rows come first: ``obfuscated`` (the obfuscated frame itself scored as a
+Three reference rows come first: ``obfuscated`` (the obfuscated frame itself scored as a
 reconstruction: the human-perception baseline of SSIM/PSNR, plus the hand-made vessel filter
-run on it) and ``prior``. ``T0-handmade`` rows (variant = view name: the Otsu-thresholded
-hand-made views of :func:`medcloak.attacks.handmade.handmade_vessel_masks`, scored by Dice
-against the masks) come after T0 as its floor.
+run on it) and two ``prior`` rows (the mean attacker frame, the location prior).
+``T0-handmade`` rows (variant = view name: the Otsu-thresholded hand-made views of
+:func:`medcloak.attacks.handmade.handmade_vessel_masks`, scored by Dice against the masks) come
+after T0 as its floor.
 """
 
 from __future__ import annotations
@@ -38,13 +51,14 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from medcloak.attacks import prior as _prior
-from medcloak.attacks.base import COLUMNS, AttackerData, Knowledge, attack_names, get_attack, make_row, score
-from medcloak.attacks.own import PublicScheme, image_like
+from medcloak.attacks.base import (COLUMNS, SCORES, AttackerData, Knowledge, attack_names, get_attack, make_row,
+                                   over_keys, score)
+from medcloak.attacks.own import PublicScheme, image_like, victim_key
 from medcloak.attacks.reconstruction import cross_domain_sources
 from medcloak.attacks.unet import NetConfig
 from medcloak.errors import MedcloakError
@@ -79,7 +93,8 @@ class AttackConfig:
     t0_net : NetConfig, optional
         Schedule of the T0 segmentation network (default ``net``).
     t1_n : tuple of int
-        Numbers of leaked pairs for the T1 curve (capped at the victim's training frames).
+        Numbers of leaked pairs for the T1 curve (capped at the victim's training frames);
+        default 1, 3, 10, 100 (DESIGN.md: "report as a curve over n").
     t1_table : bool
         Give T1's network the level table as a second input channel.
     n_attacker : int
@@ -97,12 +112,18 @@ class AttackConfig:
     reid_metric : {"ssim", "corr"}
         Similarity of :func:`medcloak.metrics.reidentification_topk`.
     t4_options : dict
-        Extra keyword arguments of :func:`medcloak.attacks.statistics.ciphertext_only_attack`.
+        Extra keyword arguments of :func:`medcloak.attacks.statistics.ciphertext_only_attack`
+        (its ``seed`` defaults to ``attacker_seed``).
+    victim_keys : int
+        Victim keys the per-key attacks (T0, its floor, T4) are scored under: the victim's own
+        key and ``victim_keys - 1`` simulated ones (1: the victim's key only).
+    victim_key_seed : int
+        Seed of the simulated victim keys (:func:`medcloak.attacks.own.victim_key`).
     """
 
     net: NetConfig = field(default_factory=NetConfig)
     t0_net: NetConfig | None = None
-    t1_n: tuple[int, ...] = (10, 100, 1000)
+    t1_n: tuple[int, ...] = (1, 3, 10, 100)
     t1_table: bool = True
     n_attacker: int = 256
     n_cross: int = 256
@@ -111,6 +132,12 @@ class AttackConfig:
     t0_copies: int = 2
     reid_metric: str = "ssim"
     t4_options: dict = field(default_factory=dict)
+    victim_keys: int = 5
+    victim_key_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.victim_keys) < 1:
+            raise MedcloakError(f"victim_keys must be >= 1, got {self.victim_keys}")
 
     def to_dict(self) -> dict:
         """JSON-serialisable settings."""
@@ -150,6 +177,12 @@ class AttackVictim:
         them all, scored on the test frames.
     ciphertext_victims : ndarray of bool (K,), optional
         Which of ``ciphertexts`` are the test frames (in their order).
+    fitted : Scheme, optional
+        The victim's fitted scheme: re-keyed (:meth:`~medcloak.obfuscation.scheme.Scheme.rekey`)
+        to score the per-key attacks under simulated victim keys (:meth:`under_key`). Without it
+        they are scored under the one key of ``test_obfuscated``.
+    pool_originals : ndarray (K, H, W), optional
+        The originals of ``ciphertexts`` (to re-obfuscate the pool under other keys).
     """
 
     scheme: PublicScheme
@@ -163,6 +196,8 @@ class AttackVictim:
     test_ignore: np.ndarray | None = None
     ciphertexts: np.ndarray | None = None
     ciphertext_victims: np.ndarray | None = None
+    fitted: object = None
+    pool_originals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.test_ignore is not None:
@@ -183,6 +218,45 @@ class AttackVictim:
             raise MedcloakError(f"victim: training frames {self.train_originals.shape} do not match test frames {self.test_originals.shape}")
         if (self.ciphertexts is None) != (self.ciphertext_victims is None):
             raise MedcloakError("victim: ciphertexts and ciphertext_victims go together")
+        if self.pool_originals is not None and (self.ciphertexts is None
+                                                or np.shape(self.pool_originals) != np.shape(self.ciphertexts)):
+            raise MedcloakError("victim: pool_originals must match ciphertexts")
+
+    def keys_available(self, requested: int) -> tuple[int, str]:
+        """How many victim keys the per-key attacks can be scored under, and why fewer.
+
+        Returns ``(n, note)``: ``n = requested`` when the fitted scheme can be re-keyed, else
+        ``(1, reason)``."""
+        if requested <= 1:
+            return 1, ""
+        if self.fitted is None:
+            return 1, "one victim key only: no fitted scheme to re-key"
+        if not getattr(self.fitted, "key_independent_fit", False):
+            return 1, (f"one victim key only: scheme {self.fitted.name} trains key-dependent parts "
+                       "(a fit per key is not simulated)")
+        if self.ciphertexts is not None and self.pool_originals is None:
+            return 1, "one victim key only: the pooled frames' originals are missing"
+        return int(requested), ""
+
+    def under_key(self, index: int, *, seed: int) -> "AttackVictim":
+        """This victim with its frames obfuscated under simulated victim key ``index``.
+
+        ``index = 0`` is the victim itself (its own key); ``index >= 1`` re-keys :attr:`fitted`
+        under :func:`~medcloak.attacks.own.victim_key` ``(seed, index)`` and re-obfuscates the
+        test frames and the pooled ciphertexts (the test frames are taken from the pool, so they
+        stay the marked frames of the pool). Originals, masks and the T1 leak are unchanged.
+        """
+        if index == 0:
+            return self
+        if self.fitted is None:
+            raise MedcloakError("victim: no fitted scheme to re-key")
+        other = self.fitted.rekey(victim_key(seed, index))
+        if self.ciphertexts is not None:
+            pool = np.asarray(other.apply(self.pool_originals), np.float32)
+            test = pool[np.asarray(self.ciphertext_victims, bool)]
+        else:
+            pool, test = None, np.asarray(other.apply(self.test_originals), np.float32)
+        return replace(self, test_obfuscated=test, ciphertexts=pool)
 
     @property
     def test_images(self) -> np.ndarray | None:
@@ -200,7 +274,8 @@ class AttackVictim:
         data : FrameSet
             With ``train`` and ``test`` frames and vessel masks (``masks``).
         scheme : Scheme
-            The victim's fitted scheme (its key makes T1's leaked pairs).
+            The victim's fitted scheme (its key makes T1's leaked pairs; re-keyed under simulated
+            victim keys for the per-key attacks, :meth:`under_key`).
         obfuscated : ndarray (N, H, W), optional
             ``scheme.apply(data.frames)`` when already computed (every frame, in order);
             otherwise the test frames are obfuscated here.
@@ -227,6 +302,7 @@ class AttackVictim:
             levels=scheme.output_levels, description=description,
             ciphertexts=np.asarray(obfuscated, np.float32) if pool_ciphertexts else None,
             ciphertext_victims=test.copy() if pool_ciphertexts else None,
+            fitted=scheme, pool_originals=np.asarray(data.frames, np.float32) if pool_ciphertexts else None,
         )
 
 
@@ -266,17 +342,22 @@ class AttackResults:
         atomic_write_text(path, buf.getvalue())
 
     def table(self) -> str:
-        """A Markdown table of the main scores and their difference to the prior."""
-        head = ["threat", "variant", "SSIM", "PSNR", "vessel Dice", "re-ID@1", "re-ID@5",
+        """A Markdown table of the main scores and their difference to the prior; rows scored
+        over several victim keys show ``mean (min-max)``."""
+        head = ["threat", "variant", "keys", "SSIM", "PSNR", "vessel Dice", "re-ID@1", "re-ID@5",
                 "dSSIM", "dPSNR", "dDice", "dre-ID@1", "s"]
-        keys = ["threat", "variant", "ssim", "psnr", "vessel_dice", "reid_top1", "reid_top5",
+        keys = ["threat", "variant", "n_keys", "ssim", "psnr", "vessel_dice", "reid_top1", "reid_top5",
                 "d_ssim", "d_psnr", "d_vessel_dice", "d_reid_top1", "seconds"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.rows:
             cells = []
             for k in keys:
                 v = _clean(r.get(k))
-                cells.append("-" if v is None or v == "" else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+                cell = "-" if v is None or v == "" else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                lo, hi = _clean(r.get(f"{k}_min")), _clean(r.get(f"{k}_max"))
+                if k in SCORES and (r.get("n_keys") or 1) > 1 and lo is not None and hi is not None:
+                    cell += f" ({lo:.3f}-{hi:.3f})"
+                cells.append(cell)
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -368,17 +449,51 @@ def run_attacks(
     def scored(result, kind="reconstruction", prior=None):
         return score(result, victim, prior, kind=kind, reid_metric=config.reid_metric)
 
-    # reference rows: the prior and the obfuscated frames themselves
+    # the baselines: mean attacker frame (SSIM, PSNR), location prior (vessel Dice), chance (re-ID)
+    n_test = len(victim.test_originals)
     t = time.perf_counter()
     prior_frame = _prior.mean_frame(attacker.frames)
-    prior_scores = scored(_prior.prior_reconstructions(prior_frame, len(victim.test_originals)))
+    prior_scores = scored(_prior.prior_reconstructions(prior_frame, n_test))
     prior_row = make_row("prior", "mean attacker frame", prior_scores, time.perf_counter() - t)
+    prior_row["note"] = "baseline of SSIM and PSNR"
     images["prior"] = _prior.prior_reconstructions(prior_frame, len(fig_idx))
     t = time.perf_counter()
-    if seen is not None:
-        rows.append(make_row("obfuscated", "human-perception baseline", scored(seen, prior=prior_scores),
-                             time.perf_counter() - t))
-    rows.append(prior_row)
+    location = _prior.location_prior(attacker.masks)
+    location_row = make_row("prior", "location prior", scored(location.segmentation(n_test), "segmentation"),
+                            time.perf_counter() - t)
+    location_row["note"] = (f"baseline of vessel Dice: the attacker's mean vessel mask above {location.threshold:.3f}, "
+                            f"chosen on its own held-out masks (Dice {location.heldout_dice:.3f} there)")
+    chance = {"reid_top1": _prior.reid_chance(n_test, 1), "reid_top5": _prior.reid_chance(n_test, 5)}
+    baseline = {**prior_scores, "vessel_dice": location_row["vessel_dice"], **chance}
+
+    # victim keys of the per-key attacks (key 0: the victim's own; others simulated, built lazily)
+    n_keys, key_note = victim.keys_available(config.victim_keys)
+    views: dict[int, AttackVictim] = {0: victim}
+
+    def view(i: int) -> AttackVictim:
+        if i not in views:
+            views[i] = victim.under_key(i, seed=config.victim_key_seed)
+        return views[i]
+
+    per_key_values: dict[str, dict[str, list]] = {}
+
+    def combine(rows_by_key: list[dict], per_key: bool = True) -> dict:
+        fell_back = per_key and config.victim_keys > 1 and len(rows_by_key) == 1
+        row = over_keys(rows_by_key, note=key_note if fell_back else "")
+        if len(rows_by_key) > 1:
+            name = f"{row['threat']} {row['variant']}".strip()
+            per_key_values[name] = {k: [r.get(k) for r in rows_by_key] for k in SCORES
+                                    if all(r.get(k) is not None for r in rows_by_key)}
+        return row
+
+    obf_rows = []
+    for i in range(n_keys if seen is not None else 0):  # patch tokens: nothing to look at as an image
+        t = time.perf_counter()
+        obf_rows.append(make_row("obfuscated", "human-perception baseline",
+                                 scored(view(i).test_images, prior=baseline), time.perf_counter() - t))
+    if obf_rows:
+        rows.append(combine(obf_rows))
+    rows += [prior_row, location_row]
 
     shape = victim.test_originals.shape[1:]
 
@@ -398,31 +513,51 @@ def run_attacks(
         if reason:
             not_applicable[threat] = reason
             continue
+        keys = range(n_keys) if cls.per_key else range(1)
         for variant in cls.variants(knowledge):
             t = time.perf_counter()
             attack = cls(variant).fit(knowledge)
-            out = attack(seen if cls.input == "image" else victim.test_obfuscated)
-            result = out > attack.threshold if cls.kind == "segmentation" else out
-            rows.append(make_row(threat, attack.label, scored(result, cls.kind, prior_scores),
-                                 time.perf_counter() - t, n_pairs=attack.n_pairs))
-            images[threat] = out[fig_idx]
+            fit_seconds = time.perf_counter() - t
+            by_key = []
+            for i in keys:
+                t = time.perf_counter()
+                keyed = attack if i == 0 else attack.for_victim_key(replace(knowledge, ciphertexts=view(i).ciphertexts))
+                out = keyed(view(i).test_images if cls.input == "image" else view(i).test_obfuscated)
+                result = out > attack.threshold if cls.kind == "segmentation" else out
+                scores = score(result, view(i), baseline, kind=cls.kind, reid_metric=config.reid_metric)
+                by_key.append(make_row(threat, attack.label, scores, fit_seconds + time.perf_counter() - t,
+                                       n_pairs=attack.n_pairs))
+                if i == 0:
+                    images[threat] = out[fig_idx]
+            rows.append(combine(by_key, cls.per_key))
         if attack is not None:
-            rows.extend(attack.extra_rows(victim, prior_scores))
+            extra = [attack.extra_rows(view(i), baseline) for i in keys]
+            rows.extend(combine([e[j] for e in extra], cls.per_key) for j in range(len(extra[0])))
     meta = {
         "threats": threats,
         "scheme": victim.scheme.name,
         "description": victim.description,
         "levels": victim.levels,
         "size": [int(s) for s in victim.test_originals.shape[1:]],
-        "n_test": len(victim.test_originals),
+        "n_test": n_test,
         "n_victim_train": len(victim.train_originals),
         "n_attacker": len(attacker.frames),
         "t3_sources": cross_domain_sources() if "T3" in threats else [],
         "config": config.to_dict(),
         "seconds": round(time.perf_counter() - t_start, 2),
+        "victim_keys": n_keys,
+        "victim_keys_note": key_note,
+        "per_key": per_key_values,
+        "reid_chance": chance["reid_top1"],
+        "reid_chance_top5": chance["reid_top5"],
+        "location_prior": {"threshold": location.threshold, "heldout_dice": location.heldout_dice},
         "notes": "ssim/psnr of the 'obfuscated' row compare original and obfuscated frames (what a "
                  "viewer gets for free); T0 scores a segmentation, so it has no ssim/psnr/re-id; "
-                 "d_* = attack - prior.",
+                 "d_* = attack - baseline: the mean attacker frame for ssim/psnr, the location prior "
+                 "(the attacker's mean vessel mask) for vessel Dice, chance (k/n_test) for re-identification; "
+                 f"rows with n_keys > 1 hold the mean over {n_keys} victim keys (the victim's own and simulated "
+                 "ones) with the range in *_min/*_max, per key in meta['per_key']"
+                 + (f"; {key_note}" if key_note else "") + ".",
     }
     if not_applicable:
         meta["not_applicable"] = not_applicable

@@ -32,6 +32,8 @@ def attack(
     key_file: Path = typer.Option(None, "--key", help="...under its key file..."),
     dataset: Path = typer.Option(None, "--dataset", help="...on its dataset (train/test splits, 'mask' column)."),
     reid_metric: str = typer.Option("ssim", "--reid-metric", help="Re-identification similarity: ssim | corr."),
+    victim_keys: int = typer.Option(5, "--victim-keys", help="Victim keys T0 and T4 are scored under (mean and "
+                                    "range; the victim's own and simulated ones; 1: its own only)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on stderr."),
 ) -> None:
     """Train the attackers, attack the obfuscated test frames, and score every attack beside the prior.
@@ -67,7 +69,7 @@ def attack(
     else:
         victim = synthetic_victim(size=size, n=n, seed=seed, progress=progress, scheme=scheme)
     config = AttackConfig(net=NetConfig(steps=steps), n_attacker=n_attacker, n_cross=n_attacker,
-                          reid_metric=reid_metric)
+                          reid_metric=reid_metric, victim_keys=victim_keys)
     typer.echo(f"victim: {victim.description}")
     res = run_attacks(victim, threats, config=config, progress=progress)
     res.to_json(out / "results.json")

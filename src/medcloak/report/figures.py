@@ -232,8 +232,9 @@ def t1_curve(rows: Sequence[Mapping], path: str | os.PathLike) -> Path:
     Parameters
     ----------
     rows : sequence of mapping
-        Attack rows (:data:`medcloak.attacks.runner.COLUMNS`); the ``T1`` rows make the curve, the
-        ``prior`` and ``T4`` rows (if present) are drawn as horizontal lines.
+        Attack rows (:data:`medcloak.attacks.runner.COLUMNS`); the ``T1`` rows make the curve; each
+        score's baseline (the T1 rows' ``prior_<score>``: mean frame, location prior, chance; else
+        the ``prior`` row) and the last ``T4`` row (if present) are drawn as horizontal lines.
     """
     t1 = sorted((r for r in rows if r.get("threat") == "T1"), key=lambda r: _num(r.get("n_pairs")))
     ref = {r["threat"]: r for r in rows if r.get("threat") in ("prior", "T4")}
@@ -248,8 +249,12 @@ def t1_curve(rows: Sequence[Mapping], path: str | os.PathLike) -> Path:
         else:
             ax.text(0.5, 0.5, "T1 not run", ha="center", va="center", transform=ax.transAxes)
         for name, style in (("prior", ":"), ("T4", "--")):
-            if name in ref and not math.isnan(_num(ref[name].get(key))):
-                ax.axhline(_num(ref[name][key]), color="black" if name == "prior" else "#2ca02c", ls=style, lw=1,
+            # the prior line is each score's baseline (mean frame, location prior, chance) as the rows carry it
+            value = _num(t1[0].get(f"prior_{key}")) if name == "prior" and t1 else math.nan
+            if math.isnan(value) and name in ref:
+                value = _num(ref[name].get(key))
+            if not math.isnan(value):
+                ax.axhline(value, color="black" if name == "prior" else "#2ca02c", ls=style, lw=1,
                            label=f"{name} ({'no knowledge' if name == 'prior' else 'ciphertext only'})")
         ax.set_xlabel("leaked pairs n")
         ax.set_title(title, fontsize=10)

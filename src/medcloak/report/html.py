@@ -210,6 +210,14 @@ def _e(v) -> str:
     return html.escape(str(v), quote=True)
 
 
+def _fr(r: Mapping, key: str, digits: int = 3) -> str:
+    """``mean (min-max)`` for rows scored over several victim keys, else the value alone."""
+    lo, hi = r.get(f"{key}_min"), r.get(f"{key}_max")
+    if (r.get("n_keys") or 1) > 1 and lo is not None and hi is not None and r.get(key) is not None:
+        return f"{_f(r[key], digits)} ({_f(lo, digits)}–{_f(hi, digits)})"
+    return _f(r.get(key), digits)
+
+
 def _f(v, digits: int = 3) -> str:
     if v is None or v == "":
         return "–"
@@ -367,7 +375,8 @@ def write_report(out: Path, results: StudyResults) -> list[str]:
     F.training_curves(utility, r.history, figdir / "training-curves.png")
     F.roc_curves(utility, figdir / "roc.png")
     t0 = next((r for r in rows if r["threat"] == "T0"), None)
-    prior_row = next((r for r in rows if r["threat"] == "prior"), None)
+    prior_rows = [r for r in rows if r["threat"] == "prior"]  # the location prior is the vessel-Dice baseline
+    prior_row = next((r for r in prior_rows if r.get("variant") == "location prior"), prior_rows[0] if prior_rows else None)
     obf_acc = metrics["utility"]["obfuscated"]["accuracy"]
     point = {"accuracy": obf_acc["value"], "ci_low": obf_acc["ci_low"], "ci_high": obf_acc["ci_high"],
              "original_accuracy": metrics["utility"]["original"]["accuracy"]["value"],
@@ -495,7 +504,10 @@ def _html(out: Path, config, m: Mapping, point: Mapping, stages: Mapping) -> str
     # ---- privacy
     p.append("<h2>Privacy: reconstruction attacks</h2>")
     p.append("<p>Each attacker is scored on the victim's test frames beside the prior (what an attacker gets "
-             "knowing nothing); Δ = attack − prior. Highlighted rows beat the prior by more than 0.05. "
+             "knowing nothing); Δ = attack − prior (SSIM: the mean attacker frame; vessel Dice: the location "
+             "prior, the attacker's mean vessel mask; re-ID: chance). Highlighted rows beat the prior by more "
+             "than 0.05. Rows scored over several victim keys show the mean and, in brackets, the range over "
+             "keys. "
              "Threat models: <code>docs/threat-model.md</code>.</p>")
     head = ["attacker", "knows", "SSIM", "PSNR dB", "vessel Dice", "re-ID@1", "re-ID@5", "ΔSSIM", "ΔDice",
             "Δre-ID@1", "s"]
@@ -504,8 +516,8 @@ def _html(out: Path, config, m: Mapping, point: Mapping, stages: Mapping) -> str
     for r in rows:
         name = r["threat"] + (f" ({r['variant']})" if r.get("variant") and r["threat"] not in ("obfuscated", "prior")
                               else "")
-        trs.append([_e(name), _e(THREAT_KNOWS.get(r["threat"], "")), _f(r.get("ssim")), _f(r.get("psnr"), 1),
-                    _f(r.get("vessel_dice")), _f(r.get("reid_top1")), _f(r.get("reid_top5")), _f(r.get("d_ssim")),
+        trs.append([_e(name), _e(THREAT_KNOWS.get(r["threat"], "")), _fr(r, "ssim"), _fr(r, "psnr", 1),
+                    _fr(r, "vessel_dice"), _fr(r, "reid_top1"), _fr(r, "reid_top5"), _f(r.get("d_ssim")),
                     _f(r.get("d_vessel_dice")), _f(r.get("d_reid_top1")), _f(r.get("seconds"), 1)])
         hl.append(_row_name(r) in risky)
     p.append(_table(head, trs, highlight=hl))

@@ -9,13 +9,16 @@ Presets (:data:`PRESETS`, :func:`preset`):
 ``demo``
     64x64, 384 frames (48 patients of 8 frames; the patient-wise 70/15/15 % split gives 272 / 64 /
     48 frames, 6 test patients), VAE of 8 epochs, classifier of at most 15 epochs, attack U-Nets
-    of 250 steps (T0: at most 500), 256 attacker frames, T1 at 10 / 50 / all 272 pairs, one torch
-    thread. Sized to finish in about 5 minutes on 2 CPU cores: at 128x128 the attack stage alone
-    would take about 16 minutes (measurements: ``docs/results/study-presets.md``).
+    of 250 steps (T0: at most 500), 256 attacker frames, T1 at 1 / 3 / 10 / 100 pairs, T0 and T4
+    over 5 victim keys, one torch thread. Sized to finish in about 5 minutes on 2 CPU cores with
+    one victim key (``victim_keys = 1``); scoring T4 under 5 keys with its 8 restarts adds about
+    6-13 minutes (T4 on the 384 pooled frames, per key: 85 s with 8 restarts and 33 s without on
+    an idle core, 163 s and 58 s on 2 shared cores; issue 14). At 128x128 the attack stage alone would take about 16 minutes
+    (measurements: ``docs/results/study-presets.md``).
 ``paper``
     256x256, 1024 frames, the ``fidelity`` VAE preset (40 epochs; vessel Dice 0.81 at 128 px), classifier up to 50
     epochs, attack U-Nets of (32, 64, 128) channels for 1500 steps (T0 3000), 1024 attacker
-    frames, T1 at 10 / 100 / 1000 pairs. Meant for a GPU (``device = "auto"`` picks CUDA when
+    frames, T1 at 1 / 3 / 10 / 100 pairs, T0 and T4 over 5 victim keys. Meant for a GPU (``device = "auto"`` picks CUDA when
     available); on 2 CPU cores it would take many hours.
 
 TOML file (``medcloak study --preset CONFIG.toml``): optional top-level ``base`` (a preset name
@@ -58,7 +61,8 @@ SECTIONS: dict[str, dict[str, str]] = {
                 "n_boot": "n_boot"},
     "attacks": {"threats": "threats", "steps": "attack_steps", "t0_steps": "t0_steps", "t1_n": "t1_n",
                 "n_attacker": "n_attacker", "channels": "attack_channels", "t0_copies": "t0_copies",
-                "t4_all_frames": "t4_all_frames", "lr": "attack_lr", "batch_size": "attack_batch_size"},
+                "t4_all_frames": "t4_all_frames", "lr": "attack_lr", "batch_size": "attack_batch_size",
+                "victim_keys": "victim_keys", "t4_restarts": "t4_restarts"},
     "readers": {"frames": "reader_frames"},
     "report": {"figure_frames": "figure_frames", "utility_grid_csv": "utility_grid_csv"},
     "run": {"device": "device", "threads": "threads"},
@@ -121,6 +125,12 @@ class StudyConfig:
         Adam learning rate and batch size of every attack network.
     t0_copies : int
         Keys per attacker frame for T0.
+    victim_keys : int
+        Victim keys T0, its hand-made floor and T4 are scored under (mean and range; the study's
+        key and simulated ones, :attr:`medcloak.attacks.runner.AttackConfig.victim_keys`).
+    t4_restarts : int
+        Searches of T4's level order (``restarts`` of
+        :func:`~medcloak.attacks.statistics.ciphertext_only_attack`; 1: the deterministic one only).
     t4_all_frames : bool
         Also run T4 on every obfuscated frame the cloud holds (train, val, test), scored on the
         test frames (the runner's own T4 row pools the test frames only).
@@ -163,13 +173,15 @@ class StudyConfig:
     threats: tuple[str, ...] = _THREATS
     attack_steps: int = 250
     t0_steps: int = 500
-    t1_n: tuple[int, ...] = (10, 50, 10000)
+    t1_n: tuple[int, ...] = (1, 3, 10, 100)
     n_attacker: int = 256
     attack_channels: tuple[int, ...] = (16, 32, 64)
     attack_lr: float = 3e-3
     attack_batch_size: int = 16
     t0_copies: int = 2
     t4_all_frames: bool = True
+    victim_keys: int = 5
+    t4_restarts: int = 8
     reader_frames: int = 12
     figure_frames: int = 6
     utility_grid_csv: str = ""
@@ -312,7 +324,7 @@ def _check(c: StudyConfig) -> None:
 
     for f in ("n_frames", "frames_per_patient", "vae_epochs", "vae_channels", "max_epochs", "patience",
               "batch_size", "attack_steps", "t0_steps", "n_attacker", "t0_copies", "reader_frames",
-              "figure_frames"):
+              "figure_frames", "victim_keys", "t4_restarts"):
         if getattr(c, f) < 1:
             raise bad(f, "must be >= 1")
     if c.seed < 0:
@@ -371,12 +383,12 @@ def _check(c: StudyConfig) -> None:
 _TINY = StudyConfig(
     name="tiny", n_frames=48, size=32, frames_per_patient=4, vae_epochs=1, vae_channels=8, max_epochs=1,
     patience=1, batch_size=16, n_boot=50, attack_steps=4, t0_steps=4, t1_n=(4, 16), n_attacker=32,
-    attack_channels=(8, 16), t0_copies=1, reader_frames=4, figure_frames=3, threads=1,
+    attack_channels=(8, 16), t0_copies=1, victim_keys=2, t4_restarts=2, reader_frames=4, figure_frames=3, threads=1,
 )
 _DEMO = StudyConfig(name="demo", threads=1)
 _PAPER = StudyConfig(
     name="paper", n_frames=1024, size=256, vae_preset="fidelity", vae_epochs=40, max_epochs=50, patience=12, attack_steps=1500,
-    t0_steps=3000, t1_n=(10, 100, 1000), n_attacker=1024, attack_channels=(32, 64, 128), t0_copies=4,
+    t0_steps=3000, t1_n=(1, 3, 10, 100), n_attacker=1024, attack_channels=(32, 64, 128), t0_copies=4,
     reader_frames=24, device="auto",
 )
 

@@ -210,7 +210,8 @@ def attack_config(c):
     net = NetConfig(channels=c.attack_channels, steps=c.attack_steps, lr=c.attack_lr, batch_size=c.attack_batch_size,
                     seed=c.seed)
     return AttackConfig(net=net, t0_net=replace(net, steps=c.t0_steps), t1_n=c.t1_n, n_attacker=c.n_attacker,
-                        n_cross=c.n_attacker, t0_copies=c.t0_copies)
+                        n_cross=c.n_attacker, t0_copies=c.t0_copies, victim_keys=c.victim_keys,
+                        t4_options={"restarts": c.t4_restarts})
 
 
 def attacks(ctx: Context, folder: Path) -> dict:
@@ -234,7 +235,7 @@ def attacks(ctx: Context, folder: Path) -> dict:
     _save(folder / "images.npz", index=fig_idx, masks=res.masks,
           **{f"img_{names[k]}": np.asarray(v, np.float32) for k, v in res.images.items()})
     keep = ("threat", "variant", "n_pairs", "ssim", "psnr", "vessel_dice", "reid_top1", "d_ssim", "d_vessel_dice",
-            "seconds")
+            "seconds", "n_keys", "ssim_min", "ssim_max", "vessel_dice_min", "vessel_dice_max")
     return {"rows": [{k: r.get(k) for k in keep} for r in res.rows], "seconds": res.meta.get("seconds"),
             "n_test": int(test.sum()), "n_attacker": res.meta.get("n_attacker"),
             "t3_sources": res.meta.get("t3_sources"), "config": acfg.to_dict()}
