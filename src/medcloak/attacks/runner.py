@@ -219,8 +219,8 @@ class AttackVictim:
         if (self.ciphertexts is None) != (self.ciphertext_victims is None):
             raise MedcloakError("victim: ciphertexts and ciphertext_victims go together")
         if self.pool_originals is not None and (self.ciphertexts is None
-                                                or np.shape(self.pool_originals) != np.shape(self.ciphertexts)):
-            raise MedcloakError("victim: pool_originals must match ciphertexts")
+                                                or len(self.pool_originals) != len(self.ciphertexts)):
+            raise MedcloakError("victim: pool_originals must hold one original per ciphertext")
 
     def keys_available(self, requested: int) -> tuple[int, str]:
         """How many victim keys the per-key attacks can be scored under, and why fewer.
