@@ -33,7 +33,7 @@ BUILTIN: dict[str, str] = {
     "T1": "medcloak.attacks.reconstruction:KnownPlaintext",
     "T2": "medcloak.attacks.reconstruction:SameDomain",
     "T3": "medcloak.attacks.reconstruction:CrossDomain",
-    "T4": "medcloak.attacks.statistics:CiphertextOnly",
+    "T4": "medcloak.attacks.ciphertext_only:CiphertextOnly",
     "T1-secret": "medcloak.attacks.secret:SecretKnownPlaintext",
     "jigsaw": "medcloak.attacks.jigsaw:Jigsaw",
     "matching": "medcloak.attacks.matching:DistributionMatching",
