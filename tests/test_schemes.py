@@ -149,3 +149,16 @@ def test_the_study_runs_on_every_published_scheme(name, tmp_path):
     if name == "bottleneck":  # fitted with labels: a cross-domain attacker has none
         assert "labels" in skipped["T3"]
     assert 0.0 <= m["utility"]["obfuscated"]["accuracy"]["value"] <= 1.0
+
+
+def test_patch_tokens_are_never_read_as_an_image_even_when_their_shape_matches():
+    """randenc at 64 px with 8 px patches and width 64 releases (64, 64) tokens per frame: the
+    image attacks must still skip it (they once ran on the tokens laid out as a 64x64 picture)."""
+    from medcloak.attacks.own import image_like
+
+    tokens = np.zeros((2, 64, 64), np.float32)
+    assert image_like(tokens, (64, 64)) is not None
+    assert image_like(tokens, (64, 64), output="patch tokens") is None
+    s = make_scheme("randenc", {"patch": 8, "width": 64}).fit(None, KEY)
+    frames = np.random.default_rng(1).random((2, 64, 64), dtype=np.float32)
+    assert s.apply(frames).shape == (2, 64, 64) and s.output == "patch tokens"

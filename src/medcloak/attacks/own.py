@@ -23,12 +23,14 @@ __all__ = ["KeyedObfuscate", "PublicScheme", "attacker_key", "victim_key", "obfu
 KeyedObfuscate = Callable[[np.ndarray, int], np.ndarray]
 
 
-def image_like(obfuscated: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+def image_like(obfuscated: np.ndarray, shape: tuple[int, int], *, output: str = "image") -> np.ndarray | None:
     """The obfuscated frames as images of the originals' ``shape``, the input of the image attacks.
 
     Same-size outputs pass unchanged. A low-resolution release (``(N, h, w)`` with ``H / h`` and
     ``W / w`` whole numbers: pixelate, bottleneck) is upsampled by pixel repetition, the input of
-    a super-resolution decoder. Anything else (patch tokens) is not an image: ``None``.
+    a super-resolution decoder. Anything else is not an image: ``None``; so are patch tokens
+    (``output="patch tokens"``, the scheme's :attr:`~medcloak.obfuscation.scheme.Scheme.output`)
+    even when their (T, D) happens to equal the frame's shape.
 
     >>> image_like(np.ones((2, 4, 4), np.float32), (8, 8)).shape
     (2, 8, 8)
@@ -36,7 +38,7 @@ def image_like(obfuscated: np.ndarray, shape: tuple[int, int]) -> np.ndarray | N
     True
     """
     x = np.asarray(obfuscated, dtype=np.float32)
-    if x.ndim != 3:
+    if x.ndim != 3 or output == "patch tokens":
         return None
     h, w = x.shape[1:]
     if (h, w) == tuple(shape):
@@ -146,7 +148,8 @@ class PublicScheme:
             return base.rekey(attacker_key(seed, key_index))
 
         def obfuscate(x, key_index):
-            out = image_like(keyed(int(key_index)).apply(x), np.shape(x)[1:])
+            scheme = keyed(int(key_index))
+            out = image_like(scheme.apply(x), np.shape(x)[1:], output=scheme.output)
             if out is None:
                 raise MedcloakError(f"scheme {self.scheme!r} does not output images: image attacks do not apply")
             return out

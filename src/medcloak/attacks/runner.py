@@ -341,7 +341,7 @@ def run_attacks(
     shape = victim.test_originals.shape[1:]
 
     def leak(x):  # the victim's own obfuscation, as image attacks read it
-        return image_like(victim.obfuscate(x), shape)
+        return image_like(victim.obfuscate(x), shape, output=victim.scheme.make().output)
 
     knowledge = Knowledge(scheme=victim.scheme, attacker=attacker, config=config, size=size, levels=victim.levels,
                           image_output=seen is not None, uses_labels=bool(victim.scheme.make().uses_labels),

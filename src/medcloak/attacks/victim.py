@@ -130,7 +130,7 @@ class AttackVictim:
     def test_images(self) -> np.ndarray | None:
         """The obfuscated test frames as images of the originals' size
         (:func:`medcloak.attacks.own.image_like`), or ``None`` (patch tokens)."""
-        return image_like(self.test_obfuscated, self.test_originals.shape[1:])
+        return image_like(self.test_obfuscated, self.test_originals.shape[1:], output=self.scheme.make().output)
 
     @classmethod
     def from_frameset(cls, data, scheme, *, obfuscated: np.ndarray | None = None, public: PublicScheme | None = None,

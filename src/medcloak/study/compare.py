@@ -180,7 +180,8 @@ def frontier_rows(out: str | os.PathLike, config: CompareConfig) -> list[dict]:
         if (sdir / EXTRA_JSON).is_file():  # the scheme-specific attacks, scored the same way
             extra = json.loads((sdir / EXTRA_JSON).read_text(encoding="utf-8"))
             attacks += [r for r in extra["rows"] if r["threat"] not in ("obfuscated", "prior", "prior-location")]
-        recon = [r for r in attacks if r.get("ssim") is not None and r["threat"] not in ("obfuscated", "prior")]
+        recon = [r for r in attacks if r.get("ssim") is not None and r["threat"] not in ("obfuscated", "prior")
+                 and "oracle" not in (r.get("variant") or "")]  # rows that peeked at the truth do not count
         by_ssim = max(recon, key=lambda r: r.get("d_ssim") or -9, default=None)
         by_reid = max(recon, key=lambda r: r.get("reid_top1") or -9, default=None)
         t0 = next((r for r in attacks if r["threat"] == "T0"), None)

@@ -142,7 +142,7 @@ def obfuscate(ctx: Context, folder: Path) -> dict:
     _save(folder / "obfuscated.npz", obfuscated=obfuscated, **intermediates)
     ctx.__dict__.pop("obfuscated", None)
     test = ctx.data.split == "test"
-    seen = image_like(obfuscated[test], frames.shape[1:])  # a low-res release upsampled; tokens: None
+    seen = image_like(obfuscated[test], frames.shape[1:], output=ctx.scheme.output)  # low-res upsampled; tokens: None
     out = {
         "n_frames": len(frames), "ms_per_frame": sum(stage_ms.values()), "stage_ms_per_frame": stage_ms,
         "vae_ms_per_frame": stage_ms.get("vae"), "map_ms_per_frame": stage_ms.get("map"),
@@ -290,7 +290,7 @@ def _reader_images(ctx: Context) -> tuple[dict[str, np.ndarray], np.ndarray]:
     out = {"original": ctx.data.frames[test_idx]}
     if "vae" in obf:
         out["vae"] = obf["vae"][test_idx]
-    seen = image_like(obf["obfuscated"][test_idx], ctx.data.frames.shape[1:])
+    seen = image_like(obf["obfuscated"][test_idx], ctx.data.frames.shape[1:], output=ctx.scheme.output)
     if seen is not None:  # patch tokens are not shown to readers
         lo, hi = float(seen.min()), float(seen.max())
         out["obfuscated"] = seen if 0.0 <= lo and hi <= 1.0 else (seen - lo) / max(hi - lo, 1e-12)
