@@ -397,4 +397,4 @@ def test_token_vit_without_positions_ignores_token_order_and_mlp_takes_real_valu
                            model="mlp", hidden=32, progress=False)
     assert evaluate(res.model, -x[64:], y[64:], classes=res.classes, n_boot=10)["accuracy"]["value"] >= 0.9
     with pytest.raises(MedcloakError, match="CNN families"):
-        ClassifierConfig(model="vit", input_mode="level-embedding", levels=16)
+        ClassifierConfig(model="mlp", input_mode="level-embedding", levels=16)

@@ -247,3 +247,79 @@ def test_bottleneck_needs_labels_and_a_valid_config(labelled):
         with pytest.raises(MedcloakError, match="bottleneck"):
             make_scheme("bottleneck", bad)
     assert make_scheme("bottleneck", make_scheme("bottleneck", BN).config.to_dict()).config.epochs == 2
+
+
+# -- the cloud learns a trivially separable toy set through every scheme ------------------------
+def _toy(n: int, seed: int, size: int = 32):
+    """Class b frames hold a bright 16x16 square in the middle of a noisy dark background."""
+    rng = np.random.default_rng(seed)
+    y = ["a" if i % 2 == 0 else "b" for i in range(n)]
+    x = (rng.random((n, size, size)) * 0.3).astype(np.float32)
+    x[1::2, 8:24, 8:24] += 0.6
+    return x, y
+
+
+@pytest.mark.parametrize("name, options, family, family_options", [
+    ("blockwise", {"block": 8}, "vit", {"patch": 8, "dim": 32, "depth": 2, "heads": 2}),
+    ("blockwise", {"block": 8, "levels": 16}, "vit", {"patch": 8, "dim": 32, "depth": 2, "heads": 2,
+                                                      "input_mode": "level-embedding", "levels": 16}),
+    ("randenc", {"patch": 8, "width": 32}, "vit", {"tokens": True, "position": "none", "dim": 32, "depth": 2,
+                                                   "heads": 2}),
+    ("pixelate", {"cell": 8}, "mlp", {"hidden": 64}),
+    ("pixelate", {"cell": 8, "epsilon": 10.0}, "mlp", {"hidden": 64}),
+    ("blur", {"sigma": 2.0}, "small", {}),
+    ("svd", {}, "mlp", {"hidden": 64}),
+    ("bottleneck", {"downsample": 4, "epochs": 3}, "mlp", {"hidden": 64}),
+], ids=["blockwise", "blockwise+map", "randenc", "pixelate", "pixelate-eps10", "blur", "svd", "bottleneck"])
+def test_the_cloud_model_learns_a_toy_set_through_each_scheme(name, options, family, family_options):
+    import torch
+
+    from medcloak.io.frameset import FrameSet
+    from medcloak.learn import Recipe, evaluate, train_classifier
+
+    torch.set_num_threads(1)
+    (xtr, ytr), (xva, yva), (xte, yte) = _toy(96, 0), _toy(32, 1), _toy(48, 2)
+    train = FrameSet(xtr, ytr, [f"p{i}" for i in range(len(ytr))])
+    s = make_scheme(name, options).fit(train, KEY)
+    recipe = Recipe(max_epochs=15, patience=15, batch_size=16, lr=2e-3, seed=0)
+    res = train_classifier(s.apply(xtr), ytr, s.apply(xva), yva, recipe=recipe, model=family, progress=False,
+                           **family_options)
+    acc = evaluate(res.model, s.apply(xte), yte, classes=res.classes, n_boot=10)["accuracy"]["value"]
+    assert acc >= 0.9, (name, options, acc)
+
+
+def test_a_plain_vit_does_not_learn_blockwise_with_the_map_but_one_hot_levels_do():
+    """Measured while writing the test above: with the keyed map on top, the ViT's linear patch
+    embedding over grey values stays at chance (the map is not linear); one-hot levels learn it."""
+    import torch
+
+    from medcloak.learn import Recipe, evaluate, train_classifier
+
+    torch.set_num_threads(1)
+    (xtr, ytr), (xva, yva), (xte, yte) = _toy(96, 0), _toy(32, 1), _toy(48, 2)
+    s = make_scheme("blockwise", {"block": 8, "levels": 16}).fit(None, KEY)
+    recipe = Recipe(max_epochs=15, patience=15, batch_size=16, lr=2e-3, seed=0)
+    accs = {}
+    for mode in ("intensity", "level-embedding"):
+        res = train_classifier(s.apply(xtr), ytr, s.apply(xva), yva, recipe=recipe, model="vit", patch=8, dim=32,
+                               depth=2, heads=2, input_mode=mode, levels=16, progress=False)
+        accs[mode] = evaluate(res.model, s.apply(xte), yte, classes=res.classes, n_boot=10)["accuracy"]["value"]
+    assert accs["intensity"] <= 0.7 and accs["level-embedding"] >= 0.9, accs
+
+
+def test_vit_learns_the_blockwise_scheme_as_well_as_the_originals():
+    """Patch = block: the issue's claim for the block-wise schemes, with the scheme itself."""
+    import torch
+
+    from medcloak.learn import Recipe, evaluate, train_classifier
+
+    torch.set_num_threads(1)
+    (xtr, ytr), (xva, yva), (xte, yte) = _toy(96, 0), _toy(32, 1), _toy(48, 2)
+    s = make_scheme("blockwise", {"block": 8}).fit(None, KEY)
+    recipe = Recipe(max_epochs=15, patience=15, batch_size=16, lr=2e-3, seed=0)
+    accs = {}
+    for side, f in (("original", lambda a: a), ("blockwise", s.apply)):
+        res = train_classifier(f(xtr), ytr, f(xva), yva, recipe=recipe, model="vit", patch=8, dim=32, depth=2,
+                               heads=2, progress=False)
+        accs[side] = evaluate(res.model, f(xte), yte, classes=res.classes, n_boot=10)["accuracy"]["value"]
+    assert accs["original"] >= 0.9 and abs(accs["blockwise"] - accs["original"]) <= 0.05, accs

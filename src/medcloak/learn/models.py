@@ -132,8 +132,8 @@ class ClassifierConfig:
                 raise MedcloakError(f"level-embedding needs levels in 2..65536, got {self.levels!r}")
         if int(self.embed_dim) < 1 or not 0.0 <= float(self.dropout) < 1.0:
             raise MedcloakError("embed_dim must be >= 1 and dropout in [0, 1)")
-        if self.model not in CNN_MODELS and self.input_mode != "intensity":
-            raise MedcloakError(f"input_mode {self.input_mode!r} is for the CNN families, not {self.model!r}")
+        if self.model not in (*CNN_MODELS, "vit") and self.input_mode != "intensity":
+            raise MedcloakError(f"input_mode {self.input_mode!r} is for the CNN families and the ViT, not {self.model!r}")
         from medcloak.learn.vit import POSITIONS
 
         if self.position not in POSITIONS:
@@ -197,7 +197,8 @@ class Classifier(nn.Module):
                 raise MedcloakError(f"a {config.model} classifier needs input_shape (train_classifier fills it in)")
             self.body = (PatchViT(config.input_shape, patch=config.patch, dim=config.dim, depth=config.depth,
                                   heads=config.heads, position=config.position, tokens=config.tokens,
-                                  dropout=min(config.dropout, 0.1))
+                                  dropout=min(config.dropout, 0.1),
+                                  levels=config.levels if config.input_mode == "level-embedding" else None)
                          if config.model == "vit" else MLP(config.input_shape, hidden=config.hidden,
                                                            dropout=config.dropout))
         elif config.model == "densenet":

@@ -45,19 +45,26 @@ class PatchViT(nn.Module):
     tokens : bool
         The input is already ``(N, T, D)`` patch tokens.
     dropout : float
+    levels : int, optional
+        Image inputs holding ``levels`` grey levels (``k / (levels - 1)``) go in one-hot: each
+        patch becomes ``patch * patch * levels`` features, so the linear embedding can absorb a
+        keyed non-bijective level map as well as a pixel shuffle (``schemes-notes.md``).
     """
 
     def __init__(self, input_shape: tuple[int, int], *, patch: int = 8, dim: int = 64, depth: int = 4,
-                 heads: int = 4, position: str = "learned", tokens: bool = False, dropout: float = 0.1):
+                 heads: int = 4, position: str = "learned", tokens: bool = False, dropout: float = 0.1,
+                 levels: int | None = None):
         super().__init__()
         a, b = (int(v) for v in input_shape)
-        self.patch, self.tokens = int(patch), bool(tokens)
+        self.patch, self.tokens, self.levels = int(patch), bool(tokens), levels
         if tokens:
             n_tokens, in_features = a, b
         else:
             if a % self.patch or b % self.patch:
                 raise ValueError(f"image {a}x{b} is not a whole number of {patch}x{patch} patches")
             n_tokens, in_features = (a // self.patch) * (b // self.patch), self.patch * self.patch
+            if levels is not None:  # one-hot grey levels: the linear embedding can absorb a keyed map too
+                in_features *= int(levels)
         self.embed = nn.Sequential(nn.Linear(in_features, dim), nn.LayerNorm(dim))
         self.pos = nn.Parameter(torch.zeros(1, n_tokens, dim)) if position == "learned" else None
         if self.pos is not None:
@@ -76,7 +83,14 @@ class PatchViT(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.tokens and x.ndim == 4:
             x = x[:, 0]
-        t = self.embed(x if self.tokens else self.patches(x))
+        if self.tokens:
+            t = self.embed(x)
+        elif self.levels is not None:
+            codes = torch.round(x.clamp(0.0, 1.0) * (self.levels - 1)).long()
+            onehot = nn.functional.one_hot(self.patches(codes), self.levels).float()  # (N, T, p*p, L)
+            t = self.embed(onehot.flatten(2))
+        else:
+            t = self.embed(self.patches(x))
         if self.pos is not None:
             t = t + self.pos
         return self.head(self.encoder(t).mean(dim=1)).reshape(-1)

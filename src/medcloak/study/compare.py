@@ -106,7 +106,8 @@ def _demo_settings() -> tuple[Setting, ...]:
            Setting("map only L16", "paper", {"levels": 16, "order": "map-only"})]
     extra = {
         "blockwise": [Setting("blockwise p8", "blockwise", {"block": 8}, "vit", {"patch": 8}),
-                      Setting("blockwise+map p8 L16", "blockwise", {"block": 8, "levels": 16}, "vit", {"patch": 8})],
+                      Setting("blockwise+map p8 L16", "blockwise", {"block": 8, "levels": 16}, "vit",
+                              {"patch": 8, "input_mode": "level-embedding", "levels": 16})],
         "randenc": [Setting("randenc p8", "randenc", {"patch": 8}, "vit", {"tokens": True, "position": "none"})],
         "pixelate": [Setting("pixelate b8", "pixelate", {"cell": 8}, "mlp"),
                      Setting("pixelate b8 eps1", "pixelate", {"cell": 8, "epsilon": 1.0}, "mlp")],
