@@ -123,7 +123,7 @@ def test_batch_refuses_png_for_real_valued_outputs(tmp_path):
     with pytest.raises(MedcloakError, match="scheme svd outputs real values; use --format npy"):
         obfuscate_tree(tmp_path / "in", tmp_path / "out", key=KEY, scheme="svd", fmt="png", progress=False)
     summary = obfuscate_tree(tmp_path / "in", tmp_path / "out", key=KEY, scheme="svd", fmt="npy", progress=False)
-    assert summary.total == 1 and np.load(next((tmp_path / "out").glob("*.npy"))).shape == (16, 16)
+    assert summary.total == 1 and np.load(next((tmp_path / "out").rglob("*.npy"))).shape == (16, 16)
 
 
 # ------------------------------------------------------------------------------ scheme by scheme

@@ -160,7 +160,7 @@ class Knowledge:
         if self._own is None:
             labels = self.attacker.labels if self.uses_labels else None
             self._own = self.scheme.fit(self.attacker.frames, seed=self.config.attacker_seed, progress=self.progress,
-                                        labels=labels)
+                                        images=True, labels=labels)
         return self._own
 
 

@@ -333,7 +333,7 @@ def train_direct_view(
     if heldout_fraction > 0 and not 1 <= n_val <= len(frames) - 2:
         raise MedcloakError(f"T0: {len(frames)} attacker frames are too few for a held-out set")
     tr_f, tr_m = frames[: len(frames) - n_val], masks[: len(masks) - n_val]
-    obfuscate = fitted if fitted is not None else scheme.fit(frames, seed=seed, progress=progress)
+    obfuscate = fitted if fitted is not None else scheme.fit(frames, seed=seed, progress=progress, images=True)
     n_chunks = -(-len(tr_f) // frames_per_key)
     obf = np.concatenate([
         obfuscate_under_keys(obfuscate, tr_f, frames_per_key=frames_per_key, first_key=1 + c * n_chunks)

@@ -111,14 +111,16 @@ class PublicScheme:
 
         return make_scheme(self.scheme, self.config)
 
-    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False, labels=None) -> KeyedObfuscate:
+    def fit(self, frames: np.ndarray, *, seed: int, progress: bool = False, labels=None,
+            images: bool = False) -> KeyedObfuscate:
         """Fit the scheme on the attacker's ``frames`` under own key 0; other key indices reuse
         that fit under their own key (:meth:`Scheme.rekey`) or, for schemes whose training sees
         the key, fit again on the same frames.
 
         ``labels`` (the attacker's own task labels) are handed to schemes that train with labels.
-        The returned function gives :func:`image_like` outputs (same-size images), so image
-        attacks (T0, T2, T3) can train on them; it raises for outputs that are not images.
+        With ``images`` the returned function gives :func:`image_like` outputs (same-size images),
+        what the image attacks (T0, T2, T3) train on, and raises for outputs that are not images;
+        without it, the release as the cloud would hold it.
         """
         from medcloak.errors import MedcloakError
         from medcloak.io.frameset import FrameSet
@@ -149,6 +151,8 @@ class PublicScheme:
 
         def obfuscate(x, key_index):
             scheme = keyed(int(key_index))
+            if not images:
+                return scheme.apply(x)
             out = image_like(scheme.apply(x), np.shape(x)[1:], output=scheme.output)
             if out is None:
                 raise MedcloakError(f"scheme {self.scheme!r} does not output images: image attacks do not apply")

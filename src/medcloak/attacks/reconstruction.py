@@ -160,7 +160,7 @@ def same_domain(
 
     ``fitted`` is the scheme already fitted on ``attacker_frames`` (skips the fit)."""
     frames = np.asarray(attacker_frames, dtype=np.float32)
-    obfuscate = fitted if fitted is not None else scheme.fit(frames, seed=seed, progress=progress)
+    obfuscate = fitted if fitted is not None else scheme.fit(frames, seed=seed, progress=progress, images=True)
     obf = obfuscate_under_keys(obfuscate, frames, frames_per_key=frames_per_key)
     return train_inverse(obf, frames, net=net, levels=levels, use_table=False, progress=progress, desc=desc)
 
