@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 from medcloak.attacks.base import Attack, Knowledge
 from medcloak.attacks.own import attacker_key
-from medcloak.attacks.secret import _feat, _join, _patches, _ridge, token_slots
+from medcloak.attacks.secret import patch_features, join_patches, split_patches, ridge_fit, token_slots
 
 __all__ = ["DistributionMatching", "moment_alignment"]
 
@@ -100,12 +100,12 @@ class DistributionMatching(Attack):
         order = np.stack([scheme.token_order(f) for f in own])  # token j of frame i is patch order[i, j]
         ordered = np.empty_like(tok)
         ordered[np.arange(n)[:, None], order] = tok
-        x = _patches(own, self.c.patch)  # (n, T, P)
+        x = split_patches(own, self.c.patch)  # (n, T, P)
         self.own_mean = ordered.mean(0)  # (T, D) per position
         self.own_centred = (ordered - self.own_mean).reshape(n * nt, -1)
         self.patch_mean = x.mean(0)  # (T, P)
-        f = _feat(ordered - self.own_mean)
-        self.w = _ridge(np.concatenate([f, np.tile(np.eye(nt), (n, 1, 1))], -1).reshape(n * nt, -1),
+        f = patch_features(ordered - self.own_mean)
+        self.w = ridge_fit(np.concatenate([f, np.tile(np.eye(nt), (n, 1, 1))], -1).reshape(n * nt, -1),
                         x.reshape(n * nt, -1))
         self.nt, self.seed, self.shape = nt, knowledge.config.attacker_seed, own.shape[1:]
         self.pool = knowledge.ciphertexts
@@ -123,7 +123,7 @@ class DistributionMatching(Attack):
         centred = ts - ts.mean(0)
         a = moment_alignment(centred.reshape(n * nt, d), self.own_centred, seed=self.seed)
         mapped = centred @ a.T  # in the own centred token space
-        dec_shared = _feat(mapped) @ self.w[: -self.nt]  # (n, slot, P) without the position term
+        dec_shared = patch_features(mapped) @ self.w[: -self.nt]  # (n, slot, P) without the position term
         if self.c.shuffle:
             cost = ((dec_shared.mean(0)[:, None, :] + self.w[-self.nt:][None] - self.patch_mean[None]) ** 2).sum(-1)
             slot_pos = linear_sum_assignment(cost)[1]
@@ -132,4 +132,4 @@ class DistributionMatching(Attack):
         dec = dec_shared + self.w[-self.nt:][slot_pos][None]
         placed = np.empty_like(dec)
         placed[:, slot_pos] = dec
-        return np.clip(_join(placed[:n_att], self.c.patch, *self.shape), 0, 1).astype(np.float32)
+        return np.clip(join_patches(placed[:n_att], self.c.patch, *self.shape), 0, 1).astype(np.float32)

@@ -59,7 +59,7 @@ from medcloak.attacks.base import Attack, Knowledge
 from medcloak.errors import MedcloakError
 
 __all__ = ["SecretKnownPlaintext", "N_PAIRS", "read_blockwise", "read_svd", "read_pixelate_mix",
-           "RandEncDecoder"]
+           "RandEncDecoder", "split_patches", "join_patches", "patch_features", "ridge_fit"]
 
 #: Numbers of leaked pairs of the curve (capped at the leak pool).
 N_PAIRS = (1, 3, 10, 100)
@@ -78,7 +78,7 @@ def _blocks(x: np.ndarray, p: int) -> np.ndarray:
     return x.reshape(n, gh, p, gw, p).transpose(0, 1, 3, 2, 4).reshape(n, gh * gw, p * p)
 
 
-def _join(b: np.ndarray, p: int, h: int, w: int) -> np.ndarray:
+def join_patches(b: np.ndarray, p: int, h: int, w: int) -> np.ndarray:
     n = len(b)
     gh, gw = h // p, w // p
     return b.reshape(n, gh, gw, p, p).transpose(0, 1, 3, 2, 4).reshape(n, h, w)
@@ -118,7 +118,7 @@ def undo_blockwise(released: np.ndarray, block: int, block_src, pix_src, flips) 
     b[:, :, flips] = 1.0 - b[:, :, flips]
     out = np.empty_like(b)
     out[:, block_src[:, None], pix_src[None, :]] = b
-    return np.clip(_join(out, block, h, w), 0, 1).astype(np.float32)
+    return np.clip(join_patches(out, block, h, w), 0, 1).astype(np.float32)
 
 
 def blockwise_map(released: np.ndarray, originals: np.ndarray, leaked: np.ndarray, config) -> np.ndarray:
@@ -198,16 +198,16 @@ def read_pixelate_mix(originals: np.ndarray, released: np.ndarray, cell: int) ->
 # ----------------------------------------------------------------------------- randenc
 
 
-def _patches(frames: np.ndarray, p: int) -> np.ndarray:
+def split_patches(frames: np.ndarray, p: int) -> np.ndarray:
     return _blocks(np.asarray(frames, np.float64), p)
 
 
-def _feat(tokens: np.ndarray) -> np.ndarray:
+def patch_features(tokens: np.ndarray) -> np.ndarray:
     t = np.asarray(tokens, np.float64)
     return np.concatenate([t, np.ones(t.shape[:-1] + (1,))], axis=-1)
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-6) -> np.ndarray:
+def ridge_fit(x: np.ndarray, y: np.ndarray, lam: float = 1e-6) -> np.ndarray:
     a = x.T @ x
     a[np.diag_indices_from(a)] += lam * (np.trace(a) / len(a) + 1e-12)
     return np.linalg.solve(a, x.T @ y)
@@ -253,10 +253,10 @@ class RandEncDecoder:
         self.p, self.shuffle, self.iterations = patch, shuffle, iterations
 
     def _dec(self, t: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        return np.concatenate([_feat(t), np.eye(self.nt)[pos]], -1)
+        return np.concatenate([patch_features(t), np.eye(self.nt)[pos]], -1)
 
     def fit(self, originals: np.ndarray, tokens: np.ndarray) -> "RandEncDecoder":
-        x = _patches(originals, self.p)  # (n, T, P) in row-major order
+        x = split_patches(originals, self.p)  # (n, T, P) in row-major order
         t = np.asarray(tokens, np.float64)  # (n, T, D) in a per-frame order
         n, nt, _ = t.shape
         self.nt = nt
@@ -279,9 +279,9 @@ class RandEncDecoder:
             self.slot_pos = linear_sum_assignment(cost)[1]
             for _ in range(self.iterations if n > 1 else 0):
                 f = self._dec(ts, np.tile(self.slot_pos, (n, 1)))
-                w = _ridge(f.reshape(n * nt, -1), x[:, self.slot_pos].reshape(n * nt, -1))
+                w = ridge_fit(f.reshape(n * nt, -1), x[:, self.slot_pos].reshape(n * nt, -1))
                 wf = w[: -nt]  # shared part (no position one-hot)
-                dec = _feat(ts) @ wf  # (n, slot, P)
+                dec = patch_features(ts) @ wf  # (n, slot, P)
                 cost = ((dec[:, :, None, :] - x[:, None, :, :] + w[-nt:][None, None, :, :]) ** 2).sum((0, 3))
                 new = linear_sum_assignment(cost)[1]
                 if np.array_equal(new, self.slot_pos):
@@ -289,7 +289,7 @@ class RandEncDecoder:
                 self.slot_pos = new
             pos = self.slot_pos[slots]
         f = self._dec(t, pos).reshape(n * nt, -1)
-        self.w = _ridge(f, x[np.arange(n)[:, None], pos].reshape(n * nt, -1))
+        self.w = ridge_fit(f, x[np.arange(n)[:, None], pos].reshape(n * nt, -1))
         return self
 
     def __call__(self, tokens: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -303,7 +303,7 @@ class RandEncDecoder:
         dec = self._dec(t, pos) @ self.w  # (n, T, P)
         placed = np.empty_like(dec)
         placed[np.arange(n)[:, None], pos] = dec
-        return np.clip(_join(placed, self.p, *shape), 0, 1).astype(np.float32)
+        return np.clip(join_patches(placed, self.p, *shape), 0, 1).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- the plug-in
