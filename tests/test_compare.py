@@ -47,6 +47,21 @@ def test_frontier_rows_put_each_scheme_beside_its_strongest_attack(compared):
     assert "Which scheme" in page and "settings/identity/report.html" in page and "SEMI-SYNTHETIC" in page
 
 
+def test_frontier_shows_the_range_over_victim_keys(compared):
+    config, out, _ = compared
+    rows = {r["label"]: r for r in json.loads((out / "frontier.json").read_text())["rows"]}
+    m = rows["map L16"]  # its strongest attack is T1 or T4; T4 is scored under every victim key
+    t4 = [r for r in json.loads((out / "settings" / "map-L16" / "metrics.json").read_text())["attacks"]["rows"]
+          if r["threat"] == "T4"]
+    assert t4 and t4[0]["n_keys"] == config.base.victim_keys >= 2
+    for name in ("strongest_ssim", "strongest_reid"):
+        assert m[f"{name}_min"] <= m[name] + 1e-12 and m[name] <= m[f"{name}_max"] + 1e-12
+    if m["strongest_ssim_attack"].startswith("T4"):
+        assert m["strongest_ssim_keys"] == config.base.victim_keys
+    assert m["prior_dice"] is not None and m["prior_dice"] > 0  # the location prior, not the mean frame's 0
+    assert "keys]" in (out / "report.html").read_text()
+
+
 def test_rerun_skips_finished_studies(compared, capsys):
     config, out, _ = compared
     before = (out / "settings" / "identity" / "stages" / "attacks" / "done.json").read_text()

@@ -15,7 +15,7 @@
     own study report.
 
 Bars (issue [target]): view accuracy >= 0.90 and within 0.05 of originals; T0 Dice <= 0.30 and
-<= prior + 0.05; every reconstruction attack's SSIM gain over the prior <= 0.05 and re-ID <= 0.10.
+<= prior + 0.05 (the location prior); every reconstruction attack's SSIM gain over the prior <= 0.05 and re-ID <= 0.10.
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ def frontier_figure(rows: Sequence[Mapping], out: Path, path: Path) -> Path:
             if x is None or y is None:
                 continue
             lo, hi = _num(r.get("view_acc_low")), _num(r.get("view_acc_high"))
-            ax.errorbar([x], [y], yerr=[[y - (lo or y)], [(hi or y) - y]], fmt="o", color=colours[r["label"]],
+            xlo, xhi = _num(r.get(f"{key}_min")), _num(r.get(f"{key}_max"))  # the range over victim keys
+            xerr = None if xlo is None or xhi is None else [[x - xlo], [xhi - x]]
+            ax.errorbar([x], [y], xerr=xerr, yerr=[[y - (lo or y)], [(hi or y) - y]], fmt="o", color=colours[r["label"]],
                         mfc="white" if r.get("uses_labels") else colours[r["label"]], capsize=2, label=r["label"])
         prior = next((_num(r.get("prior_dice" if key == "t0_dice" else "prior_reid")) for r in rows), None)
         if prior is not None:
@@ -136,6 +138,14 @@ def frontier_figure(rows: Sequence[Mapping], out: Path, path: Path) -> Path:
 def _f(v, digits: int = 3) -> str:
     v = _num(v)
     return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _ranged(r: Mapping, key: str) -> str:
+    """``mean [min-max over n keys]`` of a frontier figure scored over victim keys."""
+    lo, hi, n = r.get(f"{key}_min"), r.get(f"{key}_max"), r.get(f"{key}_keys")
+    if _num(r.get(key)) is None or lo is None or not n or int(n) < 2:
+        return _f(r.get(key))
+    return f"{_f(r.get(key))} <small>[{_f(lo, 2)}&ndash;{_f(hi, 2)}, {int(n)} keys]</small>"
 
 
 def _mark(ok: bool | None) -> str:
@@ -193,16 +203,19 @@ def write_compare_report(out: Path, config, rows: Sequence[Mapping]) -> Path:
                  f"<td>{_f(r['view_acc'])} [{_f(r['view_acc_low'])}, {_f(r['view_acc_high'])}] "
                  f"({_f(r['view_acc_original'])})</td>{_mark(v['useful'])}"
                  f"<td>{_f(r['stenosis_acc'])} ({_f(r['stenosis_acc_original'])})</td>"
-                 f"<td>{_f(r['t0_dice'])} ({_f(r['prior_dice'])})</td>{_mark(v['direct view'])}"
-                 f"<td>{e(str(r.get('strongest_ssim_attack') or '-'))}: {_f(r['strongest_ssim'])} "
+                 f"<td>{_ranged(r, 't0_dice')} ({_f(r['prior_dice'])})</td>{_mark(v['direct view'])}"
+                 f"<td>{e(str(r.get('strongest_ssim_attack') or '-'))}: {_ranged(r, 'strongest_ssim')} "
                  f"({_f(r['strongest_d_ssim'])})</td>{_mark(v['reconstruction'])}"
-                 f"<td>{e(str(r.get('strongest_reid_attack') or '-'))}: {_f(r['strongest_reid'])}</td>"
+                 f"<td>{e(str(r.get('strongest_reid_attack') or '-'))}: {_ranged(r, 'strongest_reid')}</td>"
                  f"{_mark(v['re-identification'])}<td><a href='settings/{e(r['slug'])}/report.html'>study</a></td></tr>")
     p.append("</table>")
     p.append(f"<p>Bars: view accuracy >= {BARS['view_acc']} and within {BARS['view_gap']} of originals; T0 Dice <= "
              f"{BARS['t0_dice']} and <= prior + {BARS['t0_over_prior']}; strongest reconstruction SSIM gain over the "
              f"prior <= {BARS['d_ssim']}; re-identification top-1 <= {BARS['reid']}. A row counts only with the "
-             "attacks listed in its study report; a scheme's row means little until the attack made for it ran.</p>")
+             "attacks listed in its study report; a scheme's row means little until the attack made for it ran. "
+             "Figures attacked under several victim keys are the mean over keys, their range in brackets (and as "
+             "horizontal bars in the figure); the bars are judged on the mean. T0's prior is the location prior "
+             "(the attacker's mean vessel mask).</p>")
     p.append(f"<figure><img src='{uri}' style='max-width:100%'><figcaption>The frontier: each point one setting "
              "(hollow: fitted with task labels); the green band is the utility bar, the dashed line the privacy "
              "bar, the dotted line the no-knowledge prior, the dash-dot line the originals' accuracy.</figcaption>"

@@ -169,8 +169,22 @@ def load_compare(preset_or_path: str | os.PathLike) -> CompareConfig:
         raise MedcloakError(exc.reason, path) from None
 
 
+def _range(name: str, row: dict | None, score: str) -> dict:
+    """``<name>_min``, ``<name>_max`` and ``<name>_keys`` of an attack row scored over victim keys
+    (:func:`medcloak.attacks.base.over_keys`); a row of one key has its value as both ends."""
+    if row is None or row.get(score) is None:
+        return {f"{name}_min": None, f"{name}_max": None, f"{name}_keys": None}
+    lo, hi = row.get(f"{score}_min"), row.get(f"{score}_max")
+    return {f"{name}_min": row[score] if lo is None else lo, f"{name}_max": row[score] if hi is None else hi,
+            f"{name}_keys": int(row.get("n_keys") or 1)}
+
+
 def frontier_rows(out: str | os.PathLike, config: CompareConfig) -> list[dict]:
-    """One row per setting from its study's ``metrics.json`` (see :mod:`medcloak.report.frontier`)."""
+    """One row per setting from its study's ``metrics.json`` (see :mod:`medcloak.report.frontier`).
+
+    Figures scored over several victim keys (T0, T4, the scheme-specific ciphertext-only attacks)
+    are the mean over keys, with ``*_min`` / ``*_max`` / ``*_keys`` beside them; the strongest
+    attack is chosen by its mean. ``prior_dice`` is the location prior's vessel Dice."""
     from medcloak.obfuscation.scheme import get_scheme
 
     rows = []
@@ -187,6 +201,7 @@ def frontier_rows(out: str | os.PathLike, config: CompareConfig) -> list[dict]:
         by_reid = max(recon, key=lambda r: r.get("reid_top1") or -9, default=None)
         t0 = next((r for r in attacks if r["threat"] == "T0"), None)
         prior = next((r for r in attacks if r["threat"] == "prior"), {})
+        location = next((r for r in attacks if r["threat"] == "prior" and r.get("variant") == "location prior"), {})
         st = u.get("stenosis") or {}
         rows.append({
             "label": s.label, "slug": s.slug, "scheme": s.scheme, "options": json.dumps(s.options, sort_keys=True),
@@ -197,14 +212,18 @@ def frontier_rows(out: str | os.PathLike, config: CompareConfig) -> list[dict]:
             "stenosis_acc_original": (st.get("original") or {}).get("accuracy", {}).get("value"),
             "stenosis_acc": (st.get("obfuscated") or {}).get("accuracy", {}).get("value"),
             "t0_dice": None if t0 is None else t0.get("vessel_dice"),
-            "prior_dice": prior.get("vessel_dice"), "prior_ssim": prior.get("ssim"),
+            **_range("t0_dice", t0, "vessel_dice"),
+            # the vessel-Dice baseline is the location prior (the attacker's mean vessel mask), not the mean frame
+            "prior_dice": location.get("vessel_dice", prior.get("vessel_dice")), "prior_ssim": prior.get("ssim"),
             "prior_reid": prior.get("reid_top1"),
             "ssim_obfuscated": m["obfuscation"].get("test_ssim_original_obfuscated"),
             "strongest_ssim_attack": None if by_ssim is None else f"{by_ssim['threat']} {by_ssim.get('variant') or ''}".strip(),
             "strongest_ssim": None if by_ssim is None else by_ssim.get("ssim"),
             "strongest_d_ssim": None if by_ssim is None else by_ssim.get("d_ssim"),
+            **_range("strongest_ssim", by_ssim, "ssim"),
             "strongest_reid_attack": None if by_reid is None else f"{by_reid['threat']} {by_reid.get('variant') or ''}".strip(),
             "strongest_reid": None if by_reid is None else by_reid.get("reid_top1"),
+            **_range("strongest_reid", by_reid, "reid_top1"),
             "threats_run": sorted({r["threat"] for r in attacks} - {"obfuscated", "prior"}),
         })
     return rows
