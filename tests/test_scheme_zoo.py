@@ -86,7 +86,7 @@ BAD = [
     ("blockwise", {"block": 4}), ("blockwise", {"block": 8.0}), ("blockwise", {"flip": "yes"}),
     ("blockwise", {"levels": 1}), ("blockwise", {"levels": True}),
     ("randenc", {"patch": 1}), ("randenc", {"width": 0}), ("randenc", {"depth": -1}), ("randenc", {"shuffle": 1}),
-    ("pixelate", {"cell": 4}), ("pixelate", {"epsilon": 0.0}), ("pixelate", {"epsilon": float("inf")}),
+    ("pixelate", {"cell": 3}), ("pixelate", {"epsilon": 0.0}), ("pixelate", {"epsilon": float("inf")}),
     ("pixelate", {"m_pixels": 0}), ("pixelate", {"cell": 8, "m_pixels": 65}), ("pixelate", {"mix": None}),
     ("blur", {"sigma": 0}), ("blur", {"sigma": -1.0}), ("blur", {"sigma": "2"}), ("blur", {"sigma": 1e6}),
     ("svd", {"rank": 0}), ("svd", {"rank": 2.5}),
