@@ -17,8 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/medcloak study --preset demo --out runs/demo
-	@echo "demo: open runs/demo/report.html (a rerun skips finished stages; medcloak readers add runs/demo NAME, then readers serve runs/demo, for the reader study)"
+	$(BIN)/medcloak compare --preset demo --out runs/demo --jobs 2
+	@echo "demo: open runs/demo/report.html (the verdict table: the default setting beside the paper's scheme; each setting's own study report is linked from it; a rerun skips finished stages; for the reader study: medcloak readers add runs/demo/settings/paper-L256 NAME, then readers serve runs/demo/settings/paper-L256)"
 
 # Debian's chromium for the readers' browser test (Playwright drives it through executable_path).
 browser:

@@ -43,7 +43,10 @@ def test_frontier_rows_put_each_scheme_beside_its_strongest_attack(compared):
     ident = rows["identity"]
     assert float(ident["strongest_reid"]) >= 0.9 and ident["strongest_reid_attack"].startswith(("T1", "T4"))
     assert float(ident["ssim_obfuscated"]) >= 0.99
+    js = {r["label"]: r for r in json.loads((out / "frontier.json").read_text())["rows"]}
+    assert "T1" in js["identity"]["broken_by"] and not set(js["identity"]["held"]) & {"T1", "T4"}
     page = (out / "report.html").read_text()
+    assert "Does NOT protect against whoever obtains 10 leaked" in page and "not encryption" in page
     assert "Which scheme" in page and "settings/identity/report.html" in page and "SEMI-SYNTHETIC" in page
 
 

@@ -165,13 +165,14 @@ def test_cli_fit_then_obfuscate_with_model(tmp_path, capsys):
     key = tmp_path / "k.key"
     K1.save(key)
     model = tmp_path / "model"
-    assert main(["fit", str(data), "--key", str(key), "--out", str(model), "--epochs", "1", "--size", "16",
-                 "--batch-size", "4", "--no-progress"]) == 0
+    assert main(["fit", str(data), "--key", str(key), "--out", str(model), "--scheme", "paper", "--epochs", "1",
+                 "--size", "16", "--batch-size", "4", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "8 train / 2 val frames at 16x16" in out and "epoch   1/1" in out and "val_ssim" in out
     obf = Obfuscator.load(model, K1)
     assert obf.config.image_size == 16 and obf.config.vae.epochs == 1 and len(obf.history) == 1
-    assert main(["fit", str(data), "--key", str(key), "--out", str(model), "--epochs", "1"]) == 2  # no overwrite
+    assert main(["fit", str(data), "--key", str(key), "--out", str(model), "--scheme", "paper",
+                 "--epochs", "1"]) == 2  # no overwrite
     assert main(["obfuscate", str(data / "frames"), str(tmp_path / "out"), "--key", str(key), "--model", str(model),
                  "--no-progress"]) == 0
     assert "done 10, skipped 0, failed 0" in capsys.readouterr().out

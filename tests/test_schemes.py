@@ -136,7 +136,7 @@ def test_the_study_runs_on_every_published_scheme(name, tmp_path):
     from medcloak.study import preset, run_study
     from medcloak.study.compare import compare_preset
 
-    setting = next(s for s in compare_preset("demo").settings if s.scheme == name)
+    setting = next(s for s in compare_preset("frontier").settings if s.scheme == name)
     config = replace(setting.study_config(preset("tiny")), threats=("T0", "T1", "T3", "T4"), stenosis_task=False)
     run_study(config, tmp_path / name, progress=False)
     m = json.loads((tmp_path / name / "metrics.json").read_text())

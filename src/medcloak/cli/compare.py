@@ -13,7 +13,8 @@ __all__ = ["compare"]
 
 @app.command()
 def compare(
-    preset: str = typer.Option("demo", "--preset", help="demo | tiny | COMPARE.toml (a base study and "
+    preset: str = typer.Option("demo", "--preset", help="demo (the default setting beside the paper's; "
+                               "what make demo runs) | frontier (every scheme) | tiny | COMPARE.toml (a base study and "
                                "[[setting]] tables: label, scheme, options, classifier, classifier_options)."),
     out: Path = typer.Option(..., "--out", help="Comparison folder (a rerun resumes every setting's study)."),
     key_file: Path = typer.Option(None, "--key", help="Key file; default: a new key in OUT/secret/key.json, "
@@ -21,6 +22,8 @@ def compare(
     force: bool = typer.Option(False, "--force", help="Discard a setting's results made with another "
                                "configuration or key."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars and stage lines."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Settings run at once, one process each (2 on a 2-core "
+                             "machine halves the wall time; progress bars are then off)."),
 ) -> None:
     """Run every setting (scheme + options + cloud model) as a cached study in OUT/settings/ and write
     the frontier (frontier.csv, frontier.json, figures/frontier.png) and OUT/report.html."""
@@ -28,7 +31,7 @@ def compare(
     from medcloak.study.compare import frontier_rows, load_compare, run_compare
 
     config = load_compare(preset)
-    report = run_compare(config, out, force=force, progress=progress, key_file=key_file)
+    report = run_compare(config, out, force=force, progress=progress, key_file=key_file, jobs=jobs)
     def fmt(v) -> str:
         return "-" if v is None else f"{v:.3f}"
 

@@ -16,18 +16,20 @@ def fit(
     dataset: Path = typer.Argument(..., help="Dataset folder holding labels.csv (train/val splits assigned)."),
     key_file: Path = typer.Option(..., "--key", help="Key file (medcloak keygen)."),
     out: Path = typer.Option(..., "--out", help="Model folder to create (secret material: mode 0700)."),
-    scheme: str = typer.Option("paper", "--scheme", help="Obfuscation scheme (paper = VAE + keyed map). The "
-                               "options below are the paper's; other schemes take --config."),
+    scheme: str = typer.Option(None, "--scheme", help="Obfuscation scheme. Default: the tool's default setting "
+                               "(pixelate, 8-px cells, Laplace noise at epsilon 1; README 'Which scheme?'). paper = "
+                               "the paper's VAE + keyed map; the options below from --preset on are the paper's."),
     config_json: str = typer.Option(None, "--config", help="The scheme's config fields as a JSON object, e.g. "
-                                    "'{\"levels\": 16}' (other schemes than paper)."),
-    preset: str = typer.Option("fast", "--preset", help="VAE setting: fast (default; 20 epochs, vessel Dice "
+                                    "'{\"cell\": 16}' (other schemes than paper; default: the default setting's "
+                                    "options for the default scheme, the scheme's own defaults otherwise)."),
+    preset: str = typer.Option(None, "--preset", help="VAE setting: fast (default; 20 epochs, vessel Dice "
                                "0.73 at 128 px) | fidelity (40 epochs, vessel Dice 0.81; slow on CPU)."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs (default: the preset's)."),
     size: int = typer.Option(128, "--size", help="Frames are resized to SIZE x SIZE."),
-    levels: int = typer.Option(256, "--levels", help="Quantisation levels before the keyed map."),
+    levels: int = typer.Option(None, "--levels", help="Quantisation levels before the keyed map (default 256)."),
     out_levels: int = typer.Option(None, "--out-levels", help="Output levels of the keyed map (default: LEVELS)."),
-    order: str = typer.Option("vae-then-map", "--order", help="vae-then-map | map-then-vae | map-only."),
-    latent: str = typer.Option("mean", "--latent", help="mean | sampled (key-derived latent noise)."),
+    order: str = typer.Option(None, "--order", help="vae-then-map (default) | map-then-vae | map-only."),
+    latent: str = typer.Option(None, "--latent", help="mean (default) | sampled (key-derived latent noise)."),
     batch_size: int = typer.Option(None, "--batch-size", help="VAE training batch size."),
     beta: float = typer.Option(None, "--beta", help="Weight of the VAE's KL term."),
     seed: int = typer.Option(None, "--seed", help="Seed of VAE initialisation and shuffling (not protective)."),
@@ -55,6 +57,20 @@ def fit(
     from medcloak.obfuscation.scheme import SCHEME_JSON, make_scheme
     from medcloak.obfuscation.vae import vae_preset
 
+    from medcloak.obfuscation.scheme import DEFAULT_OPTIONS, DEFAULT_SCHEME
+
+    paper_only = {"--preset": preset, "--epochs": epochs, "--levels": levels, "--out-levels": out_levels,
+                  "--order": order, "--latent": latent, "--batch-size": batch_size, "--beta": beta, "--seed": seed,
+                  "--val-target": val_target}
+    if scheme is None:
+        scheme = DEFAULT_SCHEME
+        if not config_json:
+            config_json = json.dumps(DEFAULT_OPTIONS)
+    given = [k for k, v in paper_only.items() if v is not None]
+    if scheme != "paper" and given:
+        raise MedcloakError(f"{', '.join(given)} set the paper scheme's VAE and map; add --scheme paper "
+                            f"(the default scheme is {DEFAULT_SCHEME})")
+    preset, levels, order, latent = preset or "fast", levels or 256, order or "vae-then-map", latent or "mean"
     key = Key.load(key_file)
     if ((out / SCHEME_JSON).exists() or (out / "obfuscator.json").exists()) and not overwrite:
         raise MedcloakError("already holds a medcloak model; choose another folder or pass --overwrite", out)

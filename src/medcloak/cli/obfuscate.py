@@ -21,7 +21,8 @@ def obfuscate(
     scheme: str = typer.Option(None, "--scheme", help="Obfuscation scheme; a --model folder of another scheme "
                                "is refused (default: the model's scheme, or paper)."),
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
-    fmt: str = typer.Option("png", "--format", help="png | npy | dicom."),
+    fmt: str = typer.Option("auto", "--format", help="auto (png, or npy for a scheme with real-valued output such "
+                            "as the default pixelate with noise) | png | npy | dicom."),
     batch_size: int = typer.Option(8, "--batch-size", help="Files per task handed to a worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
     keep_names: bool = typer.Option(False, "--keep-names",

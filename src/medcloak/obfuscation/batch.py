@@ -290,7 +290,7 @@ def obfuscate_tree(
         mapping, ``map-only``).
     workers : int
         Worker processes (``spawn``); 1 runs in this process.
-    fmt : {"png", "npy", "dicom"}
+    fmt : {"png", "npy", "dicom", "auto"}
         Output format. PNG is 8-bit when the output has at most 256 levels, else 16-bit.
     batch_size : int
         Files per task handed to a worker.
@@ -332,8 +332,8 @@ def obfuscate_tree(
     from medcloak.io.limits import check_regular_file, get_default_limits
     from medcloak.io.load import iter_inputs
 
-    if fmt not in FORMATS:
-        raise MedcloakError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in (*FORMATS, "auto"):
+        raise MedcloakError(f"format must be one of {', '.join(FORMATS)} or auto, got {fmt!r}")
     if burned_in not in BURNED_IN:
         raise MedcloakError(f"burned-in must be one of {', '.join(BURNED_IN)}, got {burned_in!r}")
     workers, batch_size = int(workers), int(batch_size)
@@ -357,6 +357,8 @@ def obfuscate_tree(
                                 f"outside the output folder {out_dir}", names_path)
     model_dir = None if model_dir is None else str(Path(model_dir))
     obf = make_batch_scheme(key, model_dir, scheme)  # validates the model and the key before any work
+    if fmt == "auto":  # png for outputs in [0, 1]; npy for real-valued ones (noise, mixing)
+        fmt = "png" if obf.output_in_unit_range else "npy"
     if fmt != "npy" and not obf.output_in_unit_range:
         raise MedcloakError(f"scheme {obf.name} outputs real values; use --format npy")
     summary = BatchSummary(map_only=model_dir is None, out=out_dir, manifest=out_dir / MANIFEST_NAME,

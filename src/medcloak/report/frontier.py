@@ -32,10 +32,40 @@ import numpy as np
 
 from medcloak.io.atomic import atomic_write_bytes, atomic_write_text
 
-__all__ = ["write_compare_report", "frontier_figure", "verdict", "BARS"]
+__all__ = ["write_compare_report", "frontier_figure", "verdict", "protects_sentence", "BARS", "THREAT_WORDS"]
 
 #: The target's bars (issue [target]).
 BARS = {"view_acc": 0.90, "view_gap": 0.05, "t0_dice": 0.30, "t0_over_prior": 0.05, "d_ssim": 0.05, "reid": 0.10}
+
+
+#: Each threat in plain words: who the attacker is (docs/threat-model.md has what each one knows).
+THREAT_WORDS = {
+    "T0": "a viewer of the released frames with a trained vessel finder (T0)",
+    "T0-handmade": "a viewer with hand-made vessel filters (T0 floor)",
+    "T1": "whoever obtains 10 leaked original/released pairs and trains an inverse network (T1)",
+    "T1-secret": "whoever obtains a few leaked pairs and reads the key's secret off them (T1-secret)",
+    "T2": "an attacker who knows the algorithm and owns other angiograms (T2)",
+    "T3": "an attacker who knows the algorithm and owns only other kinds of images (T3)",
+    "T4": "the cloud itself, from statistics of all the frames it holds (T4)",
+    "jigsaw": "the cloud solving the block puzzle from all the frames it holds (jigsaw)",
+    "matching": "the cloud matching token statistics to its own encoder (matching)",
+}
+
+
+def protects_sentence(row: Mapping) -> str:
+    """What the setting protects against and what it does not, in plain words, from its attacks."""
+    words = [THREAT_WORDS.get(t, t) for t in row.get("held") or []]
+    bad = [THREAT_WORDS.get(t, t) for t in row.get("broken_by") or []]
+    out = []
+    if words:
+        out.append("Held off " + "; ".join(words) + ".")
+    if bad:
+        out.append("Does NOT protect against " + "; ".join(bad) + ".")
+    v = verdict(row)
+    if v["useful"] is False:
+        out.append("The cloud's model did not reach the utility bar on these frames.")
+    out.append("Obfuscation is not encryption: attacks not run here may do better.")
+    return " ".join(out)
 
 
 def _num(v) -> float | None:
@@ -209,6 +239,10 @@ def write_compare_report(out: Path, config, rows: Sequence[Mapping]) -> Path:
                  f"<td>{e(str(r.get('strongest_reid_attack') or '-'))}: {_ranged(r, 'strongest_reid')}</td>"
                  f"{_mark(v['re-identification'])}<td><a href='settings/{e(r['slug'])}/report.html'>study</a></td></tr>")
     p.append("</table>")
+    p.append("<h3>What each setting protects against</h3><ul>")
+    for r in rows:
+        p.append(f"<li><b>{e(r['label'])}</b>: {e(protects_sentence(r))}</li>")
+    p.append("</ul>")
     p.append(f"<p>Bars: view accuracy >= {BARS['view_acc']} and within {BARS['view_gap']} of originals; T0 Dice <= "
              f"{BARS['t0_dice']} and <= prior + {BARS['t0_over_prior']}; strongest reconstruction SSIM gain over the "
              f"prior <= {BARS['d_ssim']}; re-identification top-1 <= {BARS['reid']}. A row counts only with the "
