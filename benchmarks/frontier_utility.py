@@ -1,6 +1,6 @@
 """Utility of each comparison setting with a longer recipe: the view task, original vs obfuscated.
 
-`medcloak compare --preset demo` trains every family with the demo study's short recipe (at most
+`medcloak compare --preset frontier` trains every family with the demo study's short recipe (at most
 15 epochs, patience 5), with which the ViT and MLP families did not learn even the originals. This
 reruns only the utility comparison of chosen settings on the comparison's own cached frames and
 releases (nothing refitted, same split, same model family on both sides, ONE recipe object for
@@ -23,7 +23,7 @@ import numpy as np
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir", type=Path, help="a `medcloak compare --preset demo` output folder")
+    ap.add_argument("run_dir", type=Path, help="a `medcloak compare --preset frontier` output folder")
     ap.add_argument("--out", type=Path, required=True, help="CSV to write")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--patience", type=int, default=15)
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     from medcloak.study.compare import compare_preset
 
     torch.set_num_threads(1)
-    config = compare_preset("demo")
+    config = compare_preset("frontier")
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     rows = []
     for s in config.settings:

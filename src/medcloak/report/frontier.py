@@ -32,7 +32,8 @@ import numpy as np
 
 from medcloak.io.atomic import atomic_write_bytes, atomic_write_text
 
-__all__ = ["write_compare_report", "frontier_figure", "verdict", "protects_sentence", "BARS", "THREAT_WORDS"]
+__all__ = ["write_compare_report", "frontier_figure", "verdict", "protects_sentence", "best_by_rule", "RULE", "BARS",
+           "THREAT_WORDS"]
 
 #: The target's bars (issue [target]).
 BARS = {"view_acc": 0.90, "view_gap": 0.05, "t0_dice": 0.30, "t0_over_prior": 0.05, "d_ssim": 0.05, "reid": 0.10}
@@ -50,6 +51,19 @@ THREAT_WORDS = {
     "jigsaw": "the cloud solving the block puzzle from all the frames it holds (jigsaw)",
     "matching": "the cloud matching token statistics to its own encoder (matching)",
 }
+
+
+#: How the default setting is chosen when no setting meets the whole target (README "Which scheme?").
+RULE = ("Rule for the best point when none meets the target: among settings fitted without task labels that "
+        "meet every privacy bar (direct view, reconstruction, re-identification), the highest view accuracy "
+        "(ties: the smaller SSIM gain of the strongest attack)")
+
+
+def best_by_rule(rows: Sequence[Mapping]) -> Mapping | None:
+    """The setting :data:`RULE` picks, or None when no label-free setting meets the privacy bars."""
+    ok = [r for r in rows if not r.get("uses_labels") and _num(r.get("view_acc")) is not None
+          and all(verdict(r)[k] is True for k in ("direct view", "reconstruction", "re-identification"))]
+    return max(ok, key=lambda r: (float(r["view_acc"]), -(_num(r.get("strongest_d_ssim")) or 0.0)), default=None)
 
 
 def protects_sentence(row: Mapping) -> str:
@@ -216,12 +230,12 @@ def write_compare_report(out: Path, config, rows: Sequence[Mapping]) -> Path:
     else:
         p.append("<p class=bad>No setting meets every bar of the target (useful AND private against every attack "
                  "run here).</p>")
-    useful_private = sorted((r for r in rows if verdict(r)["direct view"] is True and _num(r.get("view_acc"))),
-                            key=lambda r: -float(r["view_acc"]))
-    if useful_private:
-        b = useful_private[0]
-        p.append(f"<p>Rule: the highest view accuracy among settings with T0 Dice <= {BARS['t0_dice']}: "
-                 f"<b>{e(b['label'])}</b> (accuracy {_f(b['view_acc'])}, T0 Dice {_f(b['t0_dice'])}).</p>")
+    b = best_by_rule(rows)
+    if b is not None:
+        p.append(f"<p>{e(RULE)}: <b>{e(b['label'])}</b> (view accuracy {_f(b['view_acc'])}, T0 Dice "
+                 f"{_f(b['t0_dice'])}, strongest attack's SSIM gain {_f(b['strongest_d_ssim'])}).</p>")
+    else:
+        p.append("<p>No setting fitted without labels meets the privacy bars, so the rule picks none here.</p>")
     p.append("<table><tr><th>setting</th><th>scheme</th><th>cloud model</th><th>view acc (orig)</th>"
              "<th>useful</th><th>stenosis acc (orig)</th><th>T0 Dice (prior)</th><th>direct view</th>"
              "<th>strongest SSIM attack: SSIM (gain)</th><th>reconstruction</th><th>strongest re-ID</th>"
