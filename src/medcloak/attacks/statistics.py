@@ -154,7 +154,8 @@ def spectral_order(W: np.ndarray) -> np.ndarray:
         The Fiedler vector of the random-walk Laplacian ``I - D^-1 W`` (computed through the
         symmetric normalised Laplacian), a 1-D embedding whose sort order is the seriation.
         Nodes outside the largest connected component are placed by their weighted mean
-        neighbour position (or at the median when isolated).
+        neighbour position (or at the median when isolated). When no component holds three
+        nodes there is nothing to order by: the input order is returned.
     """
     W = np.asarray(W, dtype=np.float64)
     m = len(W)
@@ -163,6 +164,8 @@ def spectral_order(W: np.ndarray) -> np.ndarray:
     n_comp, comp = connected_components(sparse.csr_matrix(W > 0), directed=False)
     main = np.bincount(comp).argmax()
     keep = np.flatnonzero(comp == main)
+    if len(keep) < 3:  # no two nodes are similar (e.g. PPMI of 3 levels that all touch at chance): no order
+        return np.arange(m, dtype=np.float64)
     Wk = W[np.ix_(keep, keep)]
     d = Wk.sum(axis=1)
     s = 1.0 / np.sqrt(d)
