@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -112,6 +113,19 @@ def _windows(tasks: Iterable[list], size: int) -> Iterator[list]:
             window = []
     if window:
         yield window
+
+
+def _ray_reason(exc: BaseException) -> str:
+    """The worker's exception in a Ray error (``RuntimeError: ...``: the last such line of the
+    remote traceback Ray puts in its message, Ray's own exceptions last), else its first line."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = [ln.strip() for ln in text.splitlines()
+             if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)(\(\w+\))?: ", ln)]
+    user = [ln for ln in found if not ln.startswith("ray.")]
+    if user or found:
+        return (user or found)[-1]
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class RayEngine:
@@ -194,12 +208,8 @@ class RayEngine:
                 except MedcloakError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a failed Ray run: say so in one line
-                    cause = exc
-                    while getattr(cause, "cause", None) is not None and cause.cause is not cause:
-                        cause = cause.cause
-                    msg = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
-                    raise MedcloakError(f"the Ray run stopped ({type(cause).__name__}: {msg}); the items "
-                                        "finished so far are recorded: rerun to resume") from None
+                    raise MedcloakError(f"the Ray run stopped ({_ray_reason(exc)}); the items finished so far are "
+                                        "recorded: rerun to resume") from None
         finally:
             if started:
                 ray.shutdown()
