@@ -78,9 +78,13 @@ class ObfuscateActor:
 
     def __init__(self, key_file: str, key_fingerprint: str, model_dir: str | None, model_fingerprint: str,
                  in_root: str, out_root: str, fmt: str, scheme: str | None, spec_template,
-                 cpu_isa: str | None) -> None:
+                 cpu_isa: str | None, versions: dict | None = None) -> None:
         if cpu_isa is not None:
             check_pinned(cpu_isa)  # before any torch work: the runtime_env must have taken effect
+        here = _versions()
+        if versions is not None and here != versions:
+            raise MedcloakError(f"this node runs {here}, the driver {versions}: install the same medcloak and "
+                                "torch on every node (other versions may write other bytes)")
         key = Key.load(key_file)
         if key.fingerprint != key_fingerprint:
             raise MedcloakError(f"key file on this node has fingerprint {key.short_fingerprint}, not the "
@@ -102,6 +106,14 @@ class ObfuscateActor:
     def __call__(self, batch: dict) -> dict:
         results = run_task(self._specs(batch))
         return {"result": np.array([json.dumps(r) for r in results], dtype=object)}
+
+
+def _versions() -> dict:
+    import torch
+
+    from medcloak import __version__
+
+    return {"medcloak": __version__, "torch": torch.__version__}
 
 
 def _windows(tasks: Iterable[list], size: int) -> Iterator[list]:
@@ -156,7 +168,7 @@ class RayEngine:
 
     def __init__(self, *, key_file, key_fingerprint: str, model_fingerprint: str, address: str | None = None,
                  workers: int = 2, batch_size: int = 8, cpu_isa: str | None = DEFAULT_CPU_ISA,
-                 window: int = 50_000, actor_cls: type = ObfuscateActor, progress: bool = True) -> None:
+                 window: int = 200_000, actor_cls: type = ObfuscateActor, progress: bool = True) -> None:
         if int(workers) < 1 or int(batch_size) < 1 or int(window) < 1:
             raise MedcloakError("workers, batch size and window must be >= 1")
         if cpu_isa is not None:
@@ -175,7 +187,7 @@ class RayEngine:
         """The constructor arguments every actor gets: paths, fingerprints, the key-less spec."""
         _key, model_dir, in_root, out_root, fmt, _threads, scheme = args
         return (self.key_file, self.key_fingerprint, model_dir, self.model_fingerprint, in_root, out_root, fmt,
-                scheme, spec_template, self.cpu_isa)
+                scheme, spec_template, self.cpu_isa, _versions())
 
     def __call__(self, tasks: Iterable[list], args: tuple, record) -> None:
         ray = import_ray()
@@ -216,7 +228,7 @@ class RayEngine:
 
 
 def obfuscate_tree_ray(in_path, out_dir, *, key_file, model_dir=None, address: str | None = None, workers: int = 2,
-                       batch_size: int = 8, cpu_isa: str | None = DEFAULT_CPU_ISA, window: int = 50_000,
+                       batch_size: int = 8, cpu_isa: str | None = DEFAULT_CPU_ISA, window: int = 200_000,
                        actor_cls: type = ObfuscateActor, **kwargs):
     """:func:`~medcloak.obfuscation.batch.obfuscate_tree` on a Ray cluster (see the module docstring).
 
