@@ -59,7 +59,8 @@ def obfuscate(
     Outputs are named by keyed pseudonyms (OUT/ab/abcdef0123456789.png); the map back is written
     beside OUT (OUT.names.jsonl) and stays at the hospital. Writes OUT/manifest.jsonl; rerunning
     resumes; exits 0 only if every file succeeded. --engine ray runs the same per-file work on a Ray
-    cluster (pip install 'medcloak[scale]'; the key and model must be at the same paths on every node)."""
+    cluster (needs the optional 'scale' extra, Ray Data; the key file and the model folder must be at the
+    same paths on every node; see docs/scale.md)."""
     from medcloak.errors import MedcloakError, printable
     from medcloak.io.limits import Limits
     from medcloak.keys import Key
