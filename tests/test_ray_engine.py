@@ -22,7 +22,6 @@ from medcloak.obfuscation.pipeline import ObfuscationConfig, Obfuscator
 from medcloak.obfuscation.vae import VAEConfig
 
 ray = pytest.importorskip("ray", reason="the 'scale' extra (ray[data]) is not installed")
-from medcloak.obfuscation import ray_engine  # noqa: E402
 from medcloak.obfuscation.ray_engine import ObfuscateActor, obfuscate_tree_ray  # noqa: E402
 
 SECRET = bytes(range(7, 39))
@@ -214,6 +213,7 @@ def test_cpu_pinning_reaches_torch_and_decides_the_vae_arithmetic(setup):
 
 
 def test_medcloak_and_the_local_engine_never_import_ray_and_a_missing_extra_is_one_line(tmp_path):
+    """Also: the local engine pinned with --cpu-isa records the pin in its manifest."""
     code = r"""
 import sys
 from pathlib import Path
@@ -227,6 +227,11 @@ root = Path(sys.argv[1])
 write_png(root / "in" / "a.png", np.zeros((8, 8)))
 Key(b"k" * 32).save(root / "k.key")
 assert obfuscate_tree(root / "in", root / "out", key=Key.load(root / "k.key"), progress=False).ok
+assert main(["obfuscate", str(root / "in"), str(root / "out3"), "--key", str(root / "k.key"), "--cpu-isa", "avx2",
+             "--no-progress"]) == 0  # the local engine, pinned: recorded in the manifest
+import json
+rec = json.loads((root / "out3" / "manifest.jsonl").read_text().splitlines()[0])
+assert rec["cpu"]["isa_profile"] == "avx2" and rec["cpu"]["env"]["ATEN_CPU_CAPABILITY"] == "avx2", rec
 assert "ray" not in sys.modules, "the local engine imported ray"
 sys.modules["ray"] = None  # as if the 'scale' extra were not installed
 code = main(["obfuscate", str(root / "in"), str(root / "out2"), "--key", str(root / "k.key"), "--engine", "ray",
