@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,scale]'
 	touch $(STAMP)
 
 install: $(STAMP)

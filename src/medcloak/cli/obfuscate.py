@@ -20,7 +20,14 @@ def obfuscate(
                                "untrained (paper: the keyed mapping only, weaker)."),
     scheme: str = typer.Option(None, "--scheme", help="Obfuscation scheme; a --model folder of another scheme "
                                "is refused (default: the model's scheme, or paper)."),
-    workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes (with --engine ray: actors)."),
+    engine: str = typer.Option("local", "--engine", help="local (worker processes on this machine) | ray (a Ray "
+                               "cluster via Ray Data; needs the 'scale' extra; same bytes, manifest and resume)."),
+    address: str = typer.Option(None, "--address", help="With --engine ray: a running cluster's address "
+                                "(ray start --head prints it; 'auto'); default: RAY_ADDRESS, else a local one."),
+    cpu_isa: str = typer.Option(None, "--cpu-isa", help="Pin the CPU instruction set so every machine writes the "
+                                "same bytes: default | avx2 | avx512 (recorded in the manifest; --engine ray: "
+                                "avx2 unless given; local: not pinned unless given)."),
     fmt: str = typer.Option("auto", "--format", help="auto (png, or npy for a scheme with real-valued output such "
                             "as the default pixelate with noise) | png | npy | dicom."),
     batch_size: int = typer.Option(8, "--batch-size", help="Files per task handed to a worker."),
@@ -52,8 +59,10 @@ def obfuscate(
 
     Outputs are named by keyed pseudonyms (OUT/ab/abcdef0123456789.png); the map back is written
     beside OUT (OUT.names.jsonl) and stays at the hospital. Writes OUT/manifest.jsonl; rerunning
-    resumes; exits 0 only if every file succeeded."""
-    from medcloak.errors import printable
+    resumes; exits 0 only if every file succeeded. --engine ray runs the same per-file work on a Ray
+    cluster (needs the optional 'scale' extra, Ray Data; the key file and the model folder must be at the
+    same paths on every node; see docs/scale.md)."""
+    from medcloak.errors import MedcloakError, printable
     from medcloak.io.limits import Limits
     from medcloak.keys import Key
     from medcloak.obfuscation.batch import obfuscate_tree
@@ -71,10 +80,25 @@ def obfuscate(
     if keep_names:
         typer.secho("WARNING: --keep-names: output folders and file names mirror the inputs and reach the cloud "
                     "(patient names, record numbers and dates in paths are identifying)", fg="yellow", err=True)
-    summary = obfuscate_tree(in_path, out_dir, key=key, model_dir=model, workers=workers, fmt=fmt,
-                             batch_size=batch_size, progress=progress, keep_names=keep_names, names=names,
-                             limits=limits, burned_in=burned_in, mask_border=mask_border,
-                             mask_regions=tuple(mask_region or ()), repair_manifest=repair_manifest, scheme=scheme)
+    common = dict(model_dir=model, workers=workers, fmt=fmt, batch_size=batch_size, progress=progress,
+                  keep_names=keep_names, names=names, limits=limits, burned_in=burned_in, mask_border=mask_border,
+                  mask_regions=tuple(mask_region or ()), repair_manifest=repair_manifest, scheme=scheme)
+    if engine == "ray":
+        from medcloak.obfuscation.ray_engine import DEFAULT_CPU_ISA, obfuscate_tree_ray
+
+        summary = obfuscate_tree_ray(in_path, out_dir, key_file=key_file, address=address,
+                                     cpu_isa=cpu_isa or DEFAULT_CPU_ISA, **common)
+    elif engine == "local":
+        if address is not None:
+            raise MedcloakError("--address needs --engine ray")
+        extra = None
+        if cpu_isa is not None:
+            from medcloak.obfuscation.cpu_pin import pin_process
+
+            extra = {"cpu": pin_process(cpu_isa)}
+        summary = obfuscate_tree(in_path, out_dir, key=key, manifest_extra=extra, **common)
+    else:
+        raise MedcloakError(f"engine must be local or ray, got {engine!r}")
     for rel, message in summary.warnings:
         typer.secho(f"warning: {printable(message)}", fg="yellow", err=True)
     for rel, message in summary.errors:

@@ -272,6 +272,8 @@ def obfuscate_tree(
     mask_border: float | None = None,
     mask_regions=(),
     repair_manifest: bool = False,
+    engine=None,
+    manifest_extra: dict | None = None,
 ) -> BatchSummary:
     """Obfuscate every image under ``in_path`` into ``out_dir`` (see the module docstring).
 
@@ -314,6 +316,14 @@ def obfuscate_tree(
         With ``mask``: pixel boxes (input coordinates, end exclusive) blanked in every frame.
     repair_manifest : bool
         Drop manifest (and names-file) lines that are not valid JSON instead of stopping.
+    engine : callable, optional
+        ``engine(tasks, args, record)`` runs the tasks (lists of ``(rel, spec, input_sha256)``)
+        and calls ``record(result)`` for each item's :func:`~medcloak.obfuscation.batch_worker.run_task`
+        result; ``args`` are :func:`~medcloak.obfuscation.batch_worker.init_worker`'s. Default: in
+        this process (``workers == 1``) or a local process pool. The Ray engine
+        (:mod:`medcloak.obfuscation.ray_engine`) plugs in here; naming, manifest and resume stay here.
+    manifest_extra : dict, optional
+        JSON fields added to every manifest record (the Ray engine records its CPU pinning).
 
     Returns
     -------
@@ -425,7 +435,7 @@ def obfuscate_tree(
     stems = keep_name_stems(rels) if keep_names else {}
     summary.total = len(rels) + len(walk_errors)
     common = {"key_fingerprint": summary.key_fingerprint, "model_fingerprint": summary.model_fingerprint,
-              "medcloak_version": __version__, "format": fmt, "naming": naming}
+              "medcloak_version": __version__, "format": fmt, "naming": naming, **(manifest_extra or {})}
     bar = tqdm(total=summary.total, unit="file", desc="obfuscate", file=sys.stderr, disable=not progress)
 
     # output name -> (item id, rel, input sha, "done" | "skipped" | "") of the item that holds it,
@@ -536,7 +546,9 @@ def obfuscate_tree(
 
     args = (key, model_dir, str(in_root), str(out_dir), fmt, True, scheme)
     try:
-        if workers == 1:
+        if engine is not None:
+            engine(tasks(), args, record)
+        elif workers == 1:
             run_serial(tasks(), args, record)
         else:
             run_parallel(tasks(), args, record, workers)
