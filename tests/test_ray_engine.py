@@ -8,6 +8,7 @@ import os
 import subprocess
 import tempfile
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,9 @@ class FailingActor(ObfuscateActor):
     def __call__(self, batch):
         self.calls += 1
         if self.calls > 2:
+            # give the driver time to consume (and record) the batches already done: on a loaded machine
+            # Ray otherwise surfaces the failure before any finished batch reached the manifest
+            time.sleep(3)
             raise RuntimeError("injected worker failure")
         return super().__call__(batch)
 
