@@ -382,6 +382,36 @@ class Obfuscator:
 
     __call__ = obfuscate
 
+    def obfuscate_codes(self, frames: np.ndarray, *, bits: int = 8) -> np.ndarray:
+        """``to_uint(self.obfuscate(frames), bits)`` (what a ``bits``-bit PNG of the output stores),
+        computed without the float32 output for ``map-only`` and ``vae-then-map``
+        (:meth:`IntensityMap.codes`); the same integers, so the same files.
+
+        Parameters
+        ----------
+        frames : ndarray, float (N, H, W) in [0, 1]
+        bits : {8, 16}
+
+        Returns
+        -------
+        ndarray, uint8 (``bits=8``) or uint16 (N, H, W)
+        """
+        from medcloak.io.images import to_uint
+
+        self._require_fitted()
+        order = self.config.order
+        if order == "map-then-vae":
+            return to_uint(self.obfuscate(frames), bits=bits)
+        a = np.asarray(frames)
+        if a.ndim != 3:
+            raise MedcloakError(f"frames must be (N, H, W), got shape {a.shape}")
+        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+            raise MedcloakError("frames must be finite numbers in [0, 1]")
+        x = np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+        if order == "vae-then-map":
+            x = self.vae_stage(x)
+        return self.mapping.codes(x, bits=bits)
+
     # -- persistence ---------------------------------------------------------------------------
     def _tag(self, payload: bytes) -> str:
         return hmac.new(self.key.derive(TAG_LABEL, 32), payload, hashlib.sha256).hexdigest()
