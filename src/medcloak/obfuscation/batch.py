@@ -41,6 +41,13 @@ the folder that goes to the cloud:
   temporary files are removed. A fresh ``OUT`` (no manifest) starts a fresh names file. Outputs
   are computed per item and per frame (the VAE sees one frame at a time, one torch thread), so a
   resumed run ends with byte-identical outputs to an uninterrupted one, whatever ``workers``.
+* Byte identity across versions: for the same key, model and inputs, output **files** (not only
+  their pixels) are the bytes earlier versions wrote -- the manifest's SHA-256s are of file bytes,
+  and a resumed run compares them -- so the PNG encoder keeps Pillow's defaults (zlib level 6,
+  adaptive filters; level 1 would encode a 512 px map-only frame 3x faster at the same size, but
+  every file would change). PNG outputs go through integer look-ups (:meth:`Scheme.apply_codes`)
+  and their hashes are taken of the bytes written; ``tests/test_batch_identity.py`` holds the
+  files to those of the float path and the map's pixels to hashes frozen before the fast path.
 * An ``OUT`` whose manifest names another key, model, format or naming is refused, as is a
   non-empty ``OUT`` without a manifest, or an ``OUT`` inside ``IN``. A manifest line that is not
   JSON stops the run unless ``repair_manifest=True`` drops it.

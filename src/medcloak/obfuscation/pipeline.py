@@ -31,7 +31,10 @@ the time per frame at 256 px (``benchmarks/obfuscation_throughput.py`` measures 
 sampled latent noise is
 ``key.normal("vae-latent-noise", latent_shape, context=sha256(frame float32 bytes))``.
 Outputs are bit-identical for a fixed CPU instruction set and torch thread count (the batch
-runner fixes one thread per process).
+runner fixes one thread per process). A loaded model runs the same network rebuilt in plain torch
+(:mod:`medcloak.obfuscation.vae_inference`: same parameters and operations, same bits, no MONAI
+import); the inference engine is therefore unchanged (torch eager, channels-last, batch 1), and
+the model fingerprint needs no engine field.
 """
 
 from __future__ import annotations
