@@ -95,13 +95,13 @@ def markdown(doc: dict) -> str:
     if doc.get("merged_from"):
         mf = doc["merged_from"]
         lines.append(f"- merged (`--merge`): {', '.join(mf['benchmarks'])} kept from the run of {mf['date']} "
-                     "(its machine line is the one above only if nothing changed); the others are from this run")
+                     f"(machine: {mf.get('machine') or 'as above'}); the others are from this run")
     lines += [
         "",
         HE_CONTEXT,
     ]
-    if "e2e" in b:
-        lines += _e2e_markdown(b["e2e"])
+    for name in sorted(k for k in b if k.startswith("e2e")):  # e2e, and extra runs kept as e2e_<what>
+        lines += _e2e_markdown(b[name], extra=name != "e2e")
     if "throughput" in b:
         t = b["throughput"]
         lines += ["", "## 1. Obfuscation throughput (frames/s)", "",
@@ -186,9 +186,11 @@ ISSUE17_BEFORE = {  # quoted from issue 17 (2-core machine, 240 frames of 512 px
 }
 
 
-def _e2e_markdown(e: dict) -> list[str]:
+def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
     m = e["machine"]
-    lines = ["", "## 0. `medcloak obfuscate` end to end vs the plain Pillow loop (issue 17)", "",
+    title = ("### 0b. Another run of the same benchmark" if extra else
+             "## 0. `medcloak obfuscate` end to end vs the plain Pillow loop (issue 17)")
+    lines = ["", title, "",
              f"Run of {e['date']} on {m['cpu_model']}, {m['usable_cores']} usable cores, load average "
              f"{e['load_at_start']} at start and {e['load_at_end']} at the end "
              "(**other jobs shared the cores unless the load is below 0.5**; 2-worker figures need 2 free cores); "
@@ -245,8 +247,10 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out_dir)
     if args.merge and (out / "results.json").exists():
         old = json.loads((out / "results.json").read_text())
-        doc["merged_from"] = {"date": old.get("date"), "benchmarks": sorted(set(old["benchmarks"]) - set(names))}
-        doc["benchmarks"] = {**{k: v for k, v in old["benchmarks"].items() if k not in names}, **doc["benchmarks"]}
+        doc["merged_from"] = {"date": old.get("date"), "benchmarks": sorted(set(old["benchmarks"]) - set(names)),
+                              "machine": (old.get("machine") or {}).get("cpu_model")}
+        stale = set(names) | ({k for k in old["benchmarks"] if k.startswith("e2e_")} if "e2e" in names else set())
+        doc["benchmarks"] = {**{k: v for k, v in old["benchmarks"].items() if k not in stale}, **doc["benchmarks"]}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
     md = markdown(doc)
