@@ -4,8 +4,11 @@ Each benchmark runs in its own process (its thread settings and memory do not le
 next) and writes its JSON; this script merges them, writes the Markdown table (date, machine:
 CPU model from /proc/cpuinfo, cores, torch version, threads) and prints it at the end.
 
-Benchmarks (issue "bench"):
+Benchmarks (issue "bench"; 0. from issue 17):
 
+0. ``obfuscate_e2e.py`` -- ``medcloak obfuscate`` end to end (CLI, start-up included) against the
+   plain Pillow loop, 1,000 frames, 1 and 2 workers, every network-free scheme, the VAE's FLOP
+   rate against one thread's matmul peak, and the code before issue 17 timed in the same run;
 1. ``obfuscation_throughput.py`` -- frames/s of obfuscate vs a plain read/resize/write pass,
    128/256/512 px, 1 and 2 workers, with a per-stage breakdown;
 2. ``peak_memory.py`` -- peak RSS of ``obfuscate_tree`` on 1,000 vs 10,000 frames;
@@ -17,6 +20,7 @@ Usage::
     python benchmarks/run_all.py                  # full run (about 10-15 min on 2 cores), or: make bench
     python benchmarks/run_all.py --quick --out-dir /tmp/b    # seconds: proves the scripts work
     python benchmarks/run_all.py --only throughput memory
+    python benchmarks/run_all.py --only e2e --merge   # re-measure one benchmark, keep the others' figures
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ sys.path.insert(0, str(HERE))
 from _common import machine, now  # noqa: E402
 
 SCRIPTS = {
+    "e2e": ("obfuscate_e2e.py", [],
+            ["--frames", "8", "--schemes", "map-only", "--no-baseline", "--workers", "1", "--stage-frames", "2",
+             "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1"]),
     "throughput": ("obfuscation_throughput.py", [],
                    ["--sizes", "32", "--frames", "8", "--repeats", "1", "--breakdown-frames", "4",
                     "--input-size", "48", "--workers", "1", "--fit-frames", "8", "--fit-epochs", "1"]),
@@ -84,9 +91,17 @@ def markdown(doc: dict) -> str:
         "- threads: obfuscation workers run one torch thread each (as `medcloak obfuscate`); classifier "
         "training runs on one thread, VAE fitting on one thread and on all usable cores (see each table)",
         f"- reproduce: `python benchmarks/run_all.py` (or `make bench`); total {doc['seconds']:.0f} s",
+    ]
+    if doc.get("merged_from"):
+        mf = doc["merged_from"]
+        lines.append(f"- merged (`--merge`): {', '.join(mf['benchmarks'])} kept from the run of {mf['date']} "
+                     f"(machine: {mf.get('machine') or 'as above'}); the others are from this run")
+    lines += [
         "",
         HE_CONTEXT,
     ]
+    for name in sorted(k for k in b if k.startswith("e2e")):  # e2e, and extra runs kept as e2e_<what>
+        lines += _e2e_markdown(b[name], extra=name != "e2e")
     if "throughput" in b:
         t = b["throughput"]
         lines += ["", "## 1. Obfuscation throughput (frames/s)", "",
@@ -166,11 +181,60 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+ISSUE17_BEFORE = {  # quoted from issue 17 (2-core machine, 240 frames of 512 px in, 256 px out, 1 worker)
+    "paper VAE, 256 px": "0.26 (27 vs 106 frames/s; 2 workers 28 frames/s)",
+}
+
+
+def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
+    m = e["machine"]
+    title = ("### 0b. Another run of the same benchmark" if extra else
+             "## 0. `medcloak obfuscate` end to end vs the plain Pillow loop (issue 17)")
+    lines = ["", title, "",
+             f"Run of {e['date']} on {m['cpu_model']}, {m['usable_cores']} usable cores, load average "
+             f"{e['load_at_start']} at start and {e['load_at_end']} at the end "
+             "(**other jobs shared the cores unless the load is below 0.5**; 2-worker figures need 2 free cores); "
+             f"{e['seconds']:.0f} s in all. Inputs: {e['input']['files']} files, 512x512 8-bit PNG "
+             f"({e['input']['source']}). *plain* = `Image.open(p).convert(\"L\")` [+ `.resize((256, 256), "
+             "Image.BILINEAR)`] + `.save(out)` in a fresh Python process; *obfuscate* = `python -m medcloak obfuscate "
+             "IN OUT --key K --workers W ...` (start-up, SHA-256s, names file and manifest inside the clock). The VAE "
+             "(fitted at 128 px, run at 256 px) is compared with plain at 256 px; the network-free schemes keep the "
+             "512 px size and are compared with plain without the resize. BEFORE rows run the same command on the "
+             "code before issue 17, in the same run. Best of "
+             f"{e['repeats']} alternating run(s).", "",
+             "| leg | workers | frames | plain fps | obfuscate fps | obfuscate / plain | load (1 min) | "
+             "ratio before (issue 17) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in e["legs"]:
+        old = ISSUE17_BEFORE.get(r["leg"], "") if r.get("workers") == 1 else ""
+        lines.append(f"| {r['leg']} | {r.get('workers', '')} | {r['frames']} | {_f(r['plain_fps'], 1)} | "
+                     f"{_f(r['obfuscate_fps'], 1)} | **{_f(r['ratio'])}** | {r['obfuscate']['load_before'][0]} | {old} |")
+    lines += ["", "Targets: >= 0.9 for the map and every network-free scheme, >= 0.5 for the VAE at 256 px "
+              "(1 worker, 1,000 frames); 2 workers >= 1.8 x 1 worker.", "",
+              "| leg | plain 2 / 1 workers | obfuscate 2 / 1 workers |", "|---|---:|---:|"]
+    for k, v in e["scaling_2_over_1"].items():
+        lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} |")
+    st = e["stages"]
+    lines += ["", f"Per-frame cost, ms (one process, one torch thread, {st['frames']} frames; the VAE path sums to "
+              f"{_f(st['vae_path_total_ms'], 1)} ms, the plain 256 px loop to {_f(st['plain_256_total_ms'], 1)} ms; "
+              "PNG kB " + ", ".join(f"{k} {v:.0f}" for k, v in st["png_kB"].items()) + "):", "",
+              "| stage | ms / frame |", "|---|---:|"]
+    lines += [f"| {k} | {_f(v)} |" for k, v in st["ms_per_frame"].items()]
+    f = e["vae_flops"]
+    lines += ["", f"VAE forward pass at 256 px: {f['vae_gflop_per_frame']:.3f} GFLOP per frame "
+              f"(`torch.utils.flop_counter`), {_f(f['vae_ms_per_frame'])} ms -> {_f(f['vae_gflop_per_s'], 1)} GFLOP/s "
+              f"= **{100 * f['vae_share_of_peak']:.0f} %** of the peak of one thread "
+              f"({_f(f['peak_matmul_gflop_per_s_1_thread'], 1)} GFLOP/s, 2048x2048 float32 matmul, best of 5); "
+              "target >= 50 %."]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: proves every script works, numbers meaningless")
     ap.add_argument("--only", nargs="+", choices=list(SCRIPTS), help="run only these benchmarks")
     ap.add_argument("--out-dir", default=str(HERE), help="where results.json and RESULTS.md go (default benchmarks/)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other benchmarks of the existing results.json (each keeps its own run's figures)")
     args = ap.parse_args(argv)
     from medcloak.io.atomic import atomic_write_text
 
@@ -181,6 +245,12 @@ def main(argv: list[str] | None = None) -> dict:
         doc["benchmarks"] = run(names, quick=args.quick, tmp=Path(tmp))
     doc["seconds"] = time.perf_counter() - started
     out = Path(args.out_dir)
+    if args.merge and (out / "results.json").exists():
+        old = json.loads((out / "results.json").read_text())
+        doc["merged_from"] = {"date": old.get("date"), "benchmarks": sorted(set(old["benchmarks"]) - set(names)),
+                              "machine": (old.get("machine") or {}).get("cpu_model")}
+        stale = set(names) | ({k for k in old["benchmarks"] if k.startswith("e2e_")} if "e2e" in names else set())
+        doc["benchmarks"] = {**{k: v for k, v in old["benchmarks"].items() if k not in stale}, **doc["benchmarks"]}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
     md = markdown(doc)

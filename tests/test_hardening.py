@@ -437,16 +437,23 @@ def test_unwritable_output_and_read_only_manifest(tmp_path, key_file, capsys, mo
         (out / "manifest.jsonl").chmod(0o644)
 
 
-def test_disk_full_stops_the_run_with_one_line(tmp_path, key_file, capsys, monkeypatch):
+@pytest.mark.parametrize("where", ["mkstemp", "fsync"])
+def test_disk_full_stops_the_run_with_one_line(tmp_path, key_file, capsys, monkeypatch, where):
+    """The disk fills when an output file is created, or only when its data is synced (the
+    output writer syncs in a background thread)."""
+    import tempfile
+
     src = tmp_path / "in"
     for i in range(3):
         write_png(src / f"x{i}.png", np.zeros((8, 8)))
-    import medcloak.io.images as images
+    real = {"mkstemp": tempfile.mkstemp, "fsync": os.fsync}[where]
 
-    def full(path, data, **kw):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def full(*args, **kw):
+        if where == "fsync" or str(tmp_path / "out") in str(kw.get("dir", "")):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))
+        return real(*args, **kw)
 
-    monkeypatch.setattr(images, "atomic_write_bytes", full)
+    monkeypatch.setattr(tempfile if where == "mkstemp" else os, where, full)
     assert main(cli(src, tmp_path / "out", "--key", key_file)) == 2
     line = one_line_error(capsys.readouterr().err)
     assert "No space left on device" in line and "out" in line

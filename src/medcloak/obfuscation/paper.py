@@ -96,6 +96,13 @@ class PaperScheme(Scheme):
     def _apply(self, frames: np.ndarray) -> np.ndarray:
         return self.obfuscator.obfuscate(frames)
 
+    def apply_codes(self, frames: np.ndarray, *, bits: int = 8) -> np.ndarray:
+        """:meth:`Obfuscator.obfuscate_codes`: the keyed map's integers looked up directly."""
+        self._require_fitted()
+        a = np.asarray(frames)
+        out = self.obfuscator.obfuscate_codes(a if a.ndim == 3 else a[None], bits=bits)
+        return out if a.ndim == 3 else out[0]
+
     def apply_timed(self, frames: np.ndarray) -> tuple[np.ndarray, dict, dict]:
         """Obfuscate, timing the VAE stage and the keyed map apart (``vae-then-map`` only).
 

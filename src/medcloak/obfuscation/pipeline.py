@@ -31,7 +31,10 @@ the time per frame at 256 px (``benchmarks/obfuscation_throughput.py`` measures 
 sampled latent noise is
 ``key.normal("vae-latent-noise", latent_shape, context=sha256(frame float32 bytes))``.
 Outputs are bit-identical for a fixed CPU instruction set and torch thread count (the batch
-runner fixes one thread per process).
+runner fixes one thread per process). A loaded model runs the same network rebuilt in plain torch
+(:mod:`medcloak.obfuscation.vae_inference`: same parameters and operations, same bits, no MONAI
+import); the inference engine is therefore unchanged (torch eager, channels-last, batch 1), and
+the model fingerprint needs no engine field.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ class ObfuscationConfig:
 
         check_levels(self.levels, self.out_levels)
         if self.vae is None and self.order != "map-only":
-            from medcloak.obfuscation.vae import VAEConfig
+            from medcloak.obfuscation.vae_config import VAEConfig
 
             object.__setattr__(self, "vae", VAEConfig())
 
@@ -133,7 +136,7 @@ class ObfuscationConfig:
         if unknown:
             raise MedcloakError(f"obfuscation config: unknown field(s) {', '.join(unknown)}")
         if d.get("vae") is not None:
-            from medcloak.obfuscation.vae import VAEConfig
+            from medcloak.obfuscation.vae_config import VAEConfig
 
             d["vae"] = VAEConfig.from_dict(d["vae"])
         return cls(**d)
@@ -164,10 +167,29 @@ class Obfuscator:
         self.key = key
         self.config = config or ObfuscationConfig()
         self.mapping = IntensityMap.from_key(key, levels=self.config.levels, out_levels=self.config.out_levels)
-        self.model = None
+        self._model = None
         self.history: list[dict] = []
         self._vae_bytes: bytes | None = None
-        self._fast: tuple | None = None  # (model, its channels-last inference copy)
+        self._fast: tuple | None = None  # (its source, the channels-last inference network)
+
+    @property
+    def model(self):
+        """The fitted :class:`~medcloak.obfuscation.vae.VAE` (``None`` for ``map-only``).
+
+        A loaded model folder keeps only the VAE's bytes; the MONAI-built network is made from
+        them on first access here. Obfuscating does not need it: it runs the same network in
+        plain torch (:mod:`medcloak.obfuscation.vae_inference`), so a batch worker never
+        imports MONAI and the main process of ``medcloak obfuscate`` never imports torch.
+        """
+        if self._model is None and self._vae_bytes is not None:
+            from medcloak.obfuscation.vae import vae_from_bytes
+
+            self._model = vae_from_bytes(self._vae_bytes)
+        return self._model
+
+    @model.setter
+    def model(self, value) -> None:
+        self._model = value
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -178,7 +200,7 @@ class Obfuscator:
     @property
     def fitted(self) -> bool:
         """True when the obfuscator can obfuscate (``map-only``, or a VAE is fitted/loaded)."""
-        return not self.config.uses_vae or self.model is not None
+        return not self.config.uses_vae or self._model is not None or self._vae_bytes is not None
 
     @property
     def model_fingerprint(self) -> str:
@@ -221,7 +243,7 @@ class Obfuscator:
         if self.config.order == "map-then-vae" and {"levels", "out_levels"} & set(changes):
             raise MedcloakError("a map-then-vae VAE learned frames mapped at these levels; fit a new one")
         other = Obfuscator(self.key, config=replace(self.config, **changes))
-        other.model, other._vae_bytes, other.history = self.model, self._vae_bytes, self.history
+        other._model, other._vae_bytes, other.history = self._model, self._vae_bytes, self.history
         return other
 
     def with_key(self, key: Key) -> "Obfuscator":
@@ -235,7 +257,7 @@ class Obfuscator:
         if self.config.order == "map-then-vae":
             raise MedcloakError("a map-then-vae VAE learned frames mapped under its key; fit a new one")
         other = Obfuscator(key, config=self.config)
-        other.model, other._vae_bytes, other.history = self.model, self._vae_bytes, self.history
+        other._model, other._vae_bytes, other.history = self._model, self._vae_bytes, self.history
         return other
 
     def _require_fitted(self) -> None:
@@ -320,20 +342,29 @@ class Obfuscator:
         latent's noise is derived from the key and the SHA-256 of each frame's float32 bytes.
         """
         self._require_fitted()
-        if self.model is None:
+        if self._model is None and self._vae_bytes is None:
             raise MedcloakError("map-only obfuscator has no VAE stage")
         x = self._check_stack(frames, "frames")
         return self._vae(x, x)
 
     def _inference_model(self):
-        """Channels-last copy of ``self.model`` for inference, made once per model object."""
-        if self._fast is None or self._fast[0] is not self.model:
-            import copy
-
+        """The channels-last network obfuscation runs, made once per model: a copy of
+        ``self.model`` when one was fitted or set here, else the plain-torch
+        :class:`~medcloak.obfuscation.vae_inference.InferenceVAE` of the saved bytes (same
+        parameters, same operations, same bits; no MONAI import)."""
+        source = self._model if self._model is not None else self._vae_bytes
+        if self._fast is None or self._fast[0] is not source:
             import torch
 
-            fast = copy.deepcopy(self.model).eval().to(memory_format=torch.channels_last)
-            self._fast = (self.model, fast)
+            if self._model is not None:
+                import copy
+
+                net = copy.deepcopy(self._model).eval()
+            else:
+                from medcloak.obfuscation.vae_inference import inference_vae_from_bytes
+
+                net = inference_vae_from_bytes(self._vae_bytes)
+            self._fast = (source, net.to(memory_format=torch.channels_last))
         return self._fast[1]
 
     def _vae(self, x: np.ndarray, context_frames: np.ndarray) -> np.ndarray:
@@ -343,7 +374,7 @@ class Obfuscator:
 
         noise = None
         if self.config.latent == "sampled":
-            shape = latent_shape(self.model.config, x.shape[1], x.shape[2])
+            shape = latent_shape(self._inference_model().config, x.shape[1], x.shape[2])
             noise = np.stack([self.key.normal(NOISE_LABEL, shape, context=_frame_context(f)) for f in context_frames])
         return reconstruct(self._inference_model(), x, noise=noise, batch_size=1, channels_last=True)
 
@@ -381,6 +412,36 @@ class Obfuscator:
         return out if x.ndim == 3 else out[0]
 
     __call__ = obfuscate
+
+    def obfuscate_codes(self, frames: np.ndarray, *, bits: int = 8) -> np.ndarray:
+        """``to_uint(self.obfuscate(frames), bits)`` (what a ``bits``-bit PNG of the output stores),
+        computed without the float32 output for ``map-only`` and ``vae-then-map``
+        (:meth:`IntensityMap.codes`); the same integers, so the same files.
+
+        Parameters
+        ----------
+        frames : ndarray, float (N, H, W) in [0, 1]
+        bits : {8, 16}
+
+        Returns
+        -------
+        ndarray, uint8 (``bits=8``) or uint16 (N, H, W)
+        """
+        from medcloak.io.images import to_uint
+
+        self._require_fitted()
+        order = self.config.order
+        if order == "map-then-vae":
+            return to_uint(self.obfuscate(frames), bits=bits)
+        a = np.asarray(frames)
+        if a.ndim != 3:
+            raise MedcloakError(f"frames must be (N, H, W), got shape {a.shape}")
+        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+            raise MedcloakError("frames must be finite numbers in [0, 1]")
+        x = np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+        if order == "vae-then-map":
+            x = self.vae_stage(x)
+        return self.mapping.codes(x, bits=bits)
 
     # -- persistence ---------------------------------------------------------------------------
     def _tag(self, payload: bytes) -> str:
@@ -432,8 +493,6 @@ class Obfuscator:
             If the folder is not a medcloak model, was fitted under another key
             ("model was fitted under key <fp>, not <fp>"), or its files were modified.
         """
-        from medcloak.obfuscation.vae import vae_from_bytes
-
         from medcloak.io.limits import MAX_MODEL_FILE_BYTES, read_capped
 
         d = Path(directory)
@@ -475,7 +534,5 @@ class Obfuscator:
         payload = b"medcloak-model-v1\x00" + _canonical(config.to_dict()) + b"\x00" + (obf._vae_bytes or b"")
         if not hmac.compare_digest(obf._tag(payload), str(doc.get("tag"))):
             raise MedcloakError("model files were modified or damaged (authentication tag mismatch)", d)
-        if obf._vae_bytes is not None:
-            obf.model = vae_from_bytes(obf._vae_bytes)
         obf.history = list(doc.get("history") or [])
         return obf

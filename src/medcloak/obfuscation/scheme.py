@@ -215,6 +215,14 @@ class Scheme:
 
     __call__ = apply
 
+    def apply_codes(self, frames: np.ndarray, *, bits: int = 8) -> np.ndarray:
+        """What a ``bits``-bit image file of :meth:`apply`'s output stores: ``to_uint(apply(frames),
+        bits)``, uint8 or uint16 (N, ...). A scheme may compute it faster (the paper's keyed map
+        looks the integers up directly) but must return the same integers."""
+        from medcloak.io.images import to_uint
+
+        return to_uint(self.apply(frames), bits=bits)
+
     def apply_timed(self, frames: np.ndarray) -> tuple[np.ndarray, dict, dict]:
         """:meth:`apply` with its cost: ``(output, {stage: ms per frame}, {name: intermediate images})``.
 

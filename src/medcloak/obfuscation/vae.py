@@ -17,14 +17,13 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
-from monai.networks.blocks import Convolution, ResidualUnit
 from torch import Tensor, nn
 
 from medcloak.errors import MedcloakError
+from medcloak.obfuscation.vae_config import VAEConfig, latent_shape
 
 __all__ = [
     "VAEConfig",
@@ -37,6 +36,7 @@ __all__ = [
     "reconstruct",
     "vae_to_bytes",
     "vae_from_bytes",
+    "vae_payload",
 ]
 
 _FORMAT = "medcloak-vae"
@@ -44,85 +44,9 @@ _FORMAT_VERSION = 1
 _LOGVAR_RANGE = (-30.0, 20.0)
 
 
-@dataclass(frozen=True)
-class VAEConfig:
-    """All hyper-parameters of the VAE and of its training.
-
-    The defaults are the setting measured by ``benchmarks/vae_fidelity.py`` on 128x128
-    semi-synthetic frames (CPU-friendly: a small network, many small batches, and a squared
-    error that weights dark thin structures up so that the vessels are kept).
-
-    Parameters
-    ----------
-    base_channels : int
-        Feature maps at full resolution; doubled at every downsampling.
-    latent_channels : int
-        Channels of the spatial latent.
-    downsamples : int
-        Number of stride-2 stages; the latent is ``(latent_channels, H / 2**d, W / 2**d)``.
-    residual_units : int
-        Residual units per resolution stage (encoder and decoder each).
-    beta : float
-        Weight of the KL term (per-frame sums of squared error and of KL are compared).
-    vessel_weight : float
-        Extra weight of the squared error on dark thin structures: pixel weight
-        ``1 + vessel_weight * tophat(x)``, where ``tophat`` is a normalised black top-hat of
-        the input frame (0 elsewhere). 0 gives the plain Gaussian (MSE) likelihood.
-    ssim_weight : float
-        Weight of an added ``(1 - SSIM)`` term (Gaussian window, sigma 1.5), per pixel,
-        i.e. scaled by ``H * W`` to be comparable to the summed squared error.
-    upsample : {"transposed", "nearest"}
-        Decoder upsampling: stride-2 transposed convolution, or nearest-neighbour x2 followed
-        by a 3x3 convolution (no checkerboard artefacts).
-    epochs, batch_size, lr : int, int, float
-        Adam training schedule.
-    seed : int
-        Seed of weight initialisation, shuffling and the training reparameterisation noise.
-    """
-
-    base_channels: int = 16
-    latent_channels: int = 8
-    downsamples: int = 2
-    residual_units: int = 0
-    beta: float = 1e-3
-    vessel_weight: float = 5.0
-    ssim_weight: float = 0.0
-    upsample: str = "transposed"
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 1e-3
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("base_channels", "latent_channels", "epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise MedcloakError(f"VAE config: {name} must be >= 1, got {getattr(self, name)}")
-        if self.downsamples < 0 or self.residual_units < 0:
-            raise MedcloakError("VAE config: downsamples and residual_units must be >= 0")
-        if self.beta < 0 or self.vessel_weight < 0 or self.ssim_weight < 0 or self.lr <= 0:
-            raise MedcloakError("VAE config: beta, vessel_weight, ssim_weight must be >= 0 and lr > 0")
-        if self.upsample not in ("transposed", "nearest"):
-            raise MedcloakError(f"VAE config: upsample must be 'transposed' or 'nearest', got {self.upsample!r}")
-
-    def to_dict(self) -> dict:
-        """Plain JSON-serialisable dict of all fields."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> VAEConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`MedcloakError`."""
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise MedcloakError(f"VAE config: unknown field(s) {', '.join(unknown)}")
-        casts = {f.name: type(getattr(cls(), f.name)) for f in fields(cls)}
-        try:
-            return cls(**{k: casts[k](v) for k, v in d.items()})
-        except (TypeError, ValueError) as exc:
-            raise MedcloakError(f"VAE config: bad value ({exc})") from None
-
-
 def _conv(cin: int, cout: int, *, strides: int = 1, kernel: int = 3, transposed: bool = False) -> nn.Module:
+    from monai.networks.blocks import Convolution  # MONAI is imported only to build a trainable VAE
+
     return Convolution(
         2, cin, cout, strides=strides, kernel_size=kernel, act="PRELU", norm=None,
         is_transposed=transposed, padding=None if not transposed else 1,
@@ -131,6 +55,8 @@ def _conv(cin: int, cout: int, *, strides: int = 1, kernel: int = 3, transposed:
 
 
 def _res(c: int) -> nn.Module:
+    from monai.networks.blocks import ResidualUnit
+
     return ResidualUnit(2, c, c, subunits=2, act="PRELU", norm=None)
 
 
@@ -219,23 +145,6 @@ def vae_preset(name: str) -> VAEConfig:
         return VAE_PRESETS[name]
     except KeyError:
         raise MedcloakError(f"unknown VAE preset {name!r} (have {', '.join(VAE_PRESETS)})") from None
-
-
-def latent_shape(config: VAEConfig, height: int, width: int) -> tuple[int, int, int]:
-    """Shape ``(C, h, w)`` of one frame's latent.
-
-    Raises
-    ------
-    MedcloakError
-        If ``height`` or ``width`` is not divisible by ``2**config.downsamples``.
-    """
-    f = 2**config.downsamples
-    if height < f or width < f or height % f or width % f:
-        raise MedcloakError(
-            f"frame size {height}x{width} must be a positive multiple of {f} "
-            f"(2**downsamples, downsamples={config.downsamples})"
-        )
-    return (config.latent_channels, height // f, width // f)
 
 
 # ----------------------------------------------------------------------------- loss
@@ -503,8 +412,8 @@ def vae_to_bytes(model: VAE) -> bytes:
     return buf.getvalue()
 
 
-def vae_from_bytes(data: bytes) -> VAE:
-    """Inverse of :func:`vae_to_bytes` (loads with ``weights_only=True``).
+def vae_payload(data: bytes) -> tuple[VAEConfig, dict]:
+    """``(config, state_dict)`` of :func:`vae_to_bytes` output (``torch.load(weights_only=True)``).
 
     Raises
     ------
@@ -520,9 +429,25 @@ def vae_from_bytes(data: bytes) -> VAE:
     if payload.get("version") != _FORMAT_VERSION:
         raise MedcloakError(f"unsupported medcloak VAE format version {payload.get('version')}")
     try:
-        config = VAEConfig.from_dict(json.loads(payload["config"]))
+        return VAEConfig.from_dict(json.loads(payload["config"])), payload["state_dict"]
+    except MedcloakError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise MedcloakError(f"corrupt medcloak VAE ({type(exc).__name__}: {exc})") from None
+
+
+def vae_from_bytes(data: bytes) -> VAE:
+    """Inverse of :func:`vae_to_bytes` (loads with ``weights_only=True``).
+
+    Raises
+    ------
+    MedcloakError
+        If ``data`` is not a medcloak VAE of a known format version.
+    """
+    config, state = vae_payload(data)
+    try:
         model = VAE(config)
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except MedcloakError:
         raise
     except Exception as exc:  # noqa: BLE001

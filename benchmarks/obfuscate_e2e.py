@@ -1,0 +1,402 @@
+"""`medcloak obfuscate` end to end against the plain Pillow loop a user would write (issue 17).
+
+One command, one run, the same input files for every leg:
+
+* **inputs**: ``--frames`` 8-bit PNGs of 512x512 semi-synthetic angiograms
+  (:func:`medcloak.synth.generate`, 8 frames, each file shifted so no two are alike);
+* **plain** (the yardstick): the simplest loop a user writes with Pillow, in a fresh Python
+  process (start-up inside the clock): ``Image.open(p).convert("L")``, ``.resize((256, 256),
+  Image.BILINEAR)`` for the 256 px legs (no resize for the native-size legs), ``.save(out, "PNG")``;
+  with 2 workers the files are split over a 2-process pool;
+* **obfuscate**: ``python -m medcloak obfuscate IN OUT --key K [--model M | --scheme S] --workers W``
+  as a user runs it (start-up, input and output SHA-256s, names file and manifest inside the
+  clock); the paper's VAE (fitted once, at 128 px, on 64 other frames, 5 epochs; its weights
+  serve 256 px, the size of its model folder) writes 256 px outputs, like plain at 256 px; the
+  schemes without a network (``paper`` map-only, ``blockwise``, ``pixelate``, ``blur``; ``svd``
+  and ``randenc`` output real values and write ``--format npy``) keep the native 512 px, so they
+  are compared with the plain loop without the resize (the same output geometry);
+* **baseline** (``--baseline COMMIT``, default the commit before issue 17's changes): the same
+  ``obfuscate`` command run with that commit's ``src`` (``git archive``), for the VAE and the
+  map, 1 worker: the old and new ratios come from the same run;
+* **stages** (one process, one torch thread): milliseconds per frame of every stage of the
+  obfuscate path (decode, resize, VAE, map, PNG encode, SHA-256, write+fsync) and of the plain
+  loop (decode+convert, resize, encode+write), on ``--stage-frames`` files;
+* **VAE FLOP rate**: FLOPs of one 256 px forward pass (``torch.utils.flop_counter``) over its
+  measured time (channels-last, batch 1, one thread, as ``obfuscate`` runs it), against the
+  machine's peak measured by a 2048x2048 float32 matrix multiply on one thread (best of 5).
+
+Legs alternate (plain, obfuscate, plain, ...) and the best of ``--repeats`` is kept; load
+averages are recorded before and after every leg. 2-worker figures only mean something on a
+quiet machine with at least 2 free cores.
+
+Usage::
+
+    python benchmarks/obfuscate_e2e.py --out benchmarks/results/obfuscate_e2e.json     # ~6 min, 2 quiet cores
+    python benchmarks/obfuscate_e2e.py --frames 8 --schemes map-only --no-baseline --workers 1 \
+        --stage-frames 2 --flop-frames 2 --fit-frames 8 --fit-epochs 1                              # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import BENCH_KEY, Timer, at_size, fitted_obfuscator, input_frames, machine, now, print_rows, write_json  # noqa: E402
+
+BASELINE = "b5bee8f"  # main before issue 17's changes
+SIZE = 256
+FIT_SIZE = 128
+NETWORK_FREE = [("map-only", ["--scheme", "paper"], "png"), ("blockwise", ["--scheme", "blockwise"], "png"),
+                ("pixelate", ["--scheme", "pixelate"], "png"), ("blur", ["--scheme", "blur"], "png"),
+                ("svd", ["--scheme", "svd"], "npy"), ("randenc", ["--scheme", "randenc"], "npy")]
+
+PLAIN = r"""
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from PIL import Image
+
+def loop(args):
+    paths, out, size = args
+    for p in paths:
+        im = Image.open(p).convert("L")
+        if size:
+            im = im.resize((size, size), Image.BILINEAR)
+        im.save(os.path.join(out, os.path.basename(p)))
+    return len(paths)
+
+if __name__ == "__main__":
+    src, out, size, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    os.makedirs(out, exist_ok=True)
+    paths = sorted(str(p) for p in Path(src).iterdir())
+    if workers == 1:
+        n = loop((paths, out, size))
+    else:
+        chunks = [(paths[i:i + 8], out, size) for i in range(0, len(paths), 8)]
+        with ProcessPoolExecutor(workers) as pool:
+            n = sum(pool.map(loop, chunks))
+    assert n == len(paths)
+"""
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _timed(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+class Legs:
+    """Runs the plain loop and ``medcloak obfuscate`` as subprocesses and keeps every timing."""
+
+    def __init__(self, work: Path, key_file: Path, src: Path):
+        self.work, self.key_file = work, key_file
+        self.env = {**os.environ, "PYTHONPATH": str(src)}
+        self.plain_py = work / "plain_loop.py"
+        self.plain_py.write_text(PLAIN)
+        self.n = 0
+
+    def _out(self) -> Path:
+        self.n += 1
+        return self.work / f"out{self.n}"
+
+    def plain(self, in_dir: Path, *, size: int, workers: int) -> dict:
+        out = self._out()
+        before = _load()
+        s = _timed([sys.executable, str(self.plain_py), str(in_dir), str(out), str(size), str(workers)], self.env)
+        shutil.rmtree(out)
+        return {"seconds": s, "load_before": before, "load_after": _load()}
+
+    def obfuscate(self, in_dir: Path, extra: list[str], *, workers: int, fmt: str = "png",
+                  env: dict | None = None) -> dict:
+        out = self._out()
+        before = _load()
+        cmd = [sys.executable, "-m", "medcloak", "obfuscate", str(in_dir), str(out), "--key", str(self.key_file),
+               "--workers", str(workers), "--format", fmt, "--no-progress", *extra]
+        s = _timed(cmd, env or self.env)
+        shutil.rmtree(out)
+        Path(f"{out}.names.jsonl").unlink(missing_ok=True)
+        return {"seconds": s, "load_before": before, "load_after": _load()}
+
+
+def _best(runs: list[dict]) -> dict:
+    best = min(runs, key=lambda r: r["seconds"])
+    return {**best, "all_seconds": [round(r["seconds"], 3) for r in runs]}
+
+
+def pair(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int) -> dict:
+    """Best of ``repeats`` alternating runs of plain and obfuscate on the same files."""
+    plains, obfs = [], []
+    for r in range(repeats):
+        order = ("plain", "obf") if r % 2 == 0 else ("obf", "plain")
+        for what in order:
+            if what == "plain":
+                plains.append(legs.plain(**plain_kw))
+            else:
+                obfs.append(legs.obfuscate(**obf_kw))
+    p, o = _best(plains), _best(obfs)
+    return {"frames": n, "plain": p, "obfuscate": o, "plain_fps": n / p["seconds"], "obfuscate_fps": n / o["seconds"],
+            "ratio": p["seconds"] / o["seconds"]}
+
+
+# ------------------------------------------------------------------------------ stages
+
+
+def stages(paths: list[Path], model_dir: Path, work: Path) -> dict:
+    """Milliseconds per frame of each stage, one process, one torch thread (the new code)."""
+    import hashlib
+
+    import torch
+    from PIL import Image
+
+    from medcloak.io.arrays import resize
+    from medcloak.io.images import png_bytes
+    from medcloak.io.load import read_frames
+    from medcloak.keys import Key
+    from medcloak.obfuscation.batch_worker import DurableWriter
+    from medcloak.obfuscation.scheme import load_scheme, make_scheme
+
+    torch.set_num_threads(1)
+    key = Key(BENCH_KEY)
+    vae = load_scheme(model_dir, key)
+    mp = make_scheme("paper", {"order": "map-only"}).fit(None, key)
+    out = work / "stages"
+    out.mkdir()
+    t = Timer()
+    n = len(paths)
+    x0 = resize(read_frames(paths[0])[0].pixels, SIZE)
+    vae.apply_codes(x0[None])  # warm-up: network built, oneDNN kernels chosen
+    for i, p in enumerate(paths):
+        with t("plain: decode+convert"):
+            im = Image.open(p).convert("L")
+            im.load()
+        with t("plain: resize"):
+            im2 = im.resize((SIZE, SIZE), Image.BILINEAR)
+        with t("plain: encode+write 256"):
+            im2.save(out / f"p{i}.png")
+        with t("plain: encode+write 512"):
+            im.save(out / f"q{i}.png")
+        with t("decode"):
+            x = np.stack([f.pixels for f in read_frames(p)])
+        with t("resize"):
+            xs = np.stack([resize(f, SIZE) for f in x])
+        with t("VAE"):
+            v = vae.obfuscator.vae_stage(xs)
+        with t("map 256 (to PNG codes)"):
+            codes = vae.obfuscator.mapping.codes(v)
+        with t("map-only 512 (to PNG codes)"):
+            codes512 = mp.apply_codes(x)
+        with t("PNG encode 256"):
+            data = png_bytes(codes[0])
+        with t("PNG encode 512 (map-only)"):
+            data512 = png_bytes(codes512[0])
+        with t("SHA-256 in+out"):
+            hashlib.sha256(p.read_bytes()).hexdigest()
+            hashlib.sha256(data).hexdigest()
+        with t("write+fsync (waited)"):
+            w = DurableWriter()
+            w.write(out / f"o{i}.png", data)
+            w.close()
+        (out / f"m{i}.png").write_bytes(data512)
+    ms = {k: t.ms(k, n) for k in t.total}
+    obf256 = sum(ms[k] for k in ("decode", "resize", "VAE", "map 256 (to PNG codes)", "PNG encode 256",
+                                 "SHA-256 in+out", "write+fsync (waited)"))
+    plain256 = sum(ms[k] for k in ("plain: decode+convert", "plain: resize", "plain: encode+write 256"))
+    return {"frames": n, "ms_per_frame": ms, "vae_path_total_ms": obf256, "plain_256_total_ms": plain256,
+            "png_kB": {"plain 256": np.mean([(out / f"p{i}.png").stat().st_size for i in range(n)]) / 1e3,
+                       "VAE 256": np.mean([(out / f"o{i}.png").stat().st_size for i in range(n)]) / 1e3,
+                       "plain 512": np.mean([(out / f"q{i}.png").stat().st_size for i in range(n)]) / 1e3,
+                       "map-only 512": np.mean([(out / f"m{i}.png").stat().st_size for i in range(n)]) / 1e3},
+            "load_after": _load()}
+
+
+def flop_rate(model_dir: Path, frames: int = 24) -> dict:
+    """VAE GFLOP per 256 px frame, its GFLOP/s as obfuscate runs it, and one thread's matmul peak."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medcloak.keys import Key
+    from medcloak.obfuscation.scheme import load_scheme
+    from medcloak.obfuscation.vae import reconstruct
+
+    torch.set_num_threads(1)
+    obf = load_scheme(model_dir, Key(BENCH_KEY)).obfuscator
+    net = obf._inference_model()
+    x = np.random.default_rng(0).random((1, SIZE, SIZE), dtype=np.float32)
+    with FlopCounterMode(display=False) as fc:
+        reconstruct(net, x, batch_size=1, channels_last=True)
+    flops = fc.get_total_flops()
+    xs = np.random.default_rng(1).random((max(frames, 1), SIZE, SIZE), dtype=np.float32)
+    reconstruct(net, xs[:2], batch_size=1, channels_last=True)
+    best_vae = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        reconstruct(net, xs, batch_size=1, channels_last=True)
+        best_vae = min(best_vae, (time.perf_counter() - t0) / len(xs))
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best_mm = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best_mm = min(best_mm, time.perf_counter() - t0)
+    peak = 2 * 2048**3 / best_mm / 1e9
+    rate = flops / best_vae / 1e9
+    return {"vae_gflop_per_frame": flops / 1e9, "vae_ms_per_frame": best_vae * 1e3, "vae_gflop_per_s": rate,
+            "peak_matmul_gflop_per_s_1_thread": peak, "vae_share_of_peak": rate / peak, "load_after": _load()}
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def _inputs(folder: Path, n: int, seed: int) -> tuple[list[Path], str]:
+    from PIL import Image
+
+    unique, source = input_frames(8, 512, seed=seed)
+    folder.mkdir(parents=True)
+    codes = np.rint(np.clip(unique, 0, 1) * 255).astype(np.uint8)
+    paths = []
+    for i in range(n):
+        p = folder / f"frame{i:05d}.png"
+        Image.fromarray(np.roll(codes[i % 8], 3 * (i // 8), axis=1)).save(p)
+        paths.append(p)
+    return paths, source
+
+
+def _subset(paths: list[Path], folder: Path) -> Path:
+    folder.mkdir()
+    for p in paths:
+        os.link(p, folder / p.name)
+    return folder
+
+
+def _baseline_src(commit: str, work: Path) -> Path | None:
+    dest = work / f"baseline-{commit}"
+    dest.mkdir()
+    try:
+        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", commit, "src"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        print(f"baseline {commit} unavailable ({exc}); skipped", flush=True)
+        return None
+    return dest / "src"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=1000, help="files for the VAE, map-only and plain legs")
+    ap.add_argument("--scheme-frames", type=int, default=300, help="files for the other network-free schemes")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=1, help="alternating runs per leg (best kept)")
+    ap.add_argument("--schemes", nargs="+", default=[n for n, _e, _f in NETWORK_FREE],
+                    help="network-free schemes to time (default all)")
+    ap.add_argument("--stage-frames", type=int, default=48)
+    ap.add_argument("--flop-frames", type=int, default=24, help="frames timed for the VAE's FLOP rate")
+    ap.add_argument("--fit-frames", type=int, default=64, help="frames the VAE is fitted on (at 128 px)")
+    ap.add_argument("--fit-epochs", type=int, default=5)
+    ap.add_argument("--baseline", default=BASELINE, help="commit whose src is timed as 'before' (1 worker)")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", help="scratch folder (default: a temporary folder, removed at the end)")
+    ap.add_argument("--out", help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    from medcloak.keys import Key
+
+    started = time.perf_counter()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="medcloak-e2e-"))
+    doc = {"benchmark": "obfuscate_e2e", "date": now(), "machine": machine(), "load_at_start": _load(),
+           "frames": args.frames, "scheme_frames": args.scheme_frames, "repeats": args.repeats, "size": SIZE}
+    try:
+        paths, source = _inputs(work / "in", args.frames, args.seed)
+        doc["input"] = {"files": len(paths), "size": 512, "format": "8-bit PNG", "source": source}
+        scheme_in = _subset(paths[: args.scheme_frames], work / "in_schemes")
+        key_file = work / "bench.key"
+        Key(BENCH_KEY).save(key_file)
+        train, _ = input_frames(args.fit_frames, FIT_SIZE, seed=args.seed + 1)
+        t0 = time.perf_counter()
+        model_dir = at_size(fitted_obfuscator(train, epochs=args.fit_epochs), SIZE).save(work / "model256")
+        doc["vae_fit_seconds"] = time.perf_counter() - t0
+        print(f"obfuscate e2e: {len(paths)} x 512 px PNG ({source}); VAE fitted in {doc['vae_fit_seconds']:.0f} s",
+              flush=True)
+        legs = Legs(work, key_file, HERE.parent / "src")
+        rows = doc["legs"] = []
+
+        def leg(name: str, n: int, plain_kw: dict, obf_kw: dict, **extra) -> None:
+            r = {"leg": name, **extra, **pair(legs, n, plain_kw, obf_kw, args.repeats)}
+            rows.append(r)
+            print(f"  {name:28s} {r.get('workers', '')} worker(s), {n} frames: plain {r['plain_fps']:.1f} fps, "
+                  f"obfuscate {r['obfuscate_fps']:.1f} fps, ratio {r['ratio']:.2f} (load {_load()})", flush=True)
+
+        for w in args.workers:
+            leg("paper VAE, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE, workers=w),
+                dict(in_dir=work / "in", extra=["--model", str(model_dir)], workers=w), workers=w)
+            for name, extra, fmt in [s for s in NETWORK_FREE if s[0] in args.schemes]:
+                n = len(paths) if name == "map-only" else args.scheme_frames
+                in_dir = work / "in" if name == "map-only" else scheme_in
+                leg(f"{name}, native 512 px" + (" (npy)" if fmt == "npy" else ""), n,
+                    dict(in_dir=in_dir, size=0, workers=w), dict(in_dir=in_dir, extra=extra, workers=w, fmt=fmt),
+                    workers=w)
+        if not args.no_baseline:
+            src = _baseline_src(args.baseline, work)
+            if src is not None:
+                env = {**legs.env, "PYTHONPATH": str(src)}
+                for name, extra, size in (("paper VAE, 256 px", ["--model", str(model_dir)], SIZE),
+                                          ("map-only, native 512 px", ["--scheme", "paper"], 0)):
+                    r = {"leg": f"BEFORE ({args.baseline}): {name}", "workers": 1,
+                         **pair(legs, len(paths), dict(in_dir=work / "in", size=size, workers=1),
+                                dict(in_dir=work / "in", extra=extra, workers=1, env=env), args.repeats)}
+                    rows.append(r)
+                    print(f"  {r['leg']:28s}: plain {r['plain_fps']:.1f} fps, obfuscate {r['obfuscate_fps']:.1f} fps, "
+                          f"ratio {r['ratio']:.2f} (load {_load()})", flush=True)
+        # scaling: 2 workers over 1, for plain and obfuscate
+        by = {(r["leg"], r.get("workers")): r for r in rows}
+        doc["scaling_2_over_1"] = {
+            name: {"plain": by[(name, 2)]["plain_fps"] / by[(name, 1)]["plain_fps"],
+                   "obfuscate": by[(name, 2)]["obfuscate_fps"] / by[(name, 1)]["obfuscate_fps"]}
+            for name in dict.fromkeys(r["leg"] for r in rows) if (name, 1) in by and (name, 2) in by}
+        doc["stages"] = stages(paths[: args.stage_frames], model_dir, work)
+        doc["vae_flops"] = flop_rate(model_dir, args.flop_frames)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    doc["load_at_end"] = _load()
+    doc["seconds"] = time.perf_counter() - started
+    report(doc)
+    if args.out:
+        write_json(args.out, doc)
+    return doc
+
+
+def report(doc: dict) -> None:
+    rows = [[r["leg"], r.get("workers", ""), r["frames"], r["plain_fps"], r["obfuscate_fps"], r["ratio"],
+             str(r["obfuscate"]["load_before"][0])] for r in doc["legs"]]
+    print_rows("obfuscate end to end vs plain Pillow loop (frames/s, start-up included)",
+               ["leg", "workers", "frames", "plain", "obfuscate", "ratio", "load"], rows)
+    rows = [[k, v["plain"], v["obfuscate"]] for k, v in doc["scaling_2_over_1"].items()]
+    print_rows("2 workers / 1 worker (frames/s)", ["leg", "plain", "obfuscate"], rows)
+    print_rows("stages, ms per frame", ["stage", "ms"], [[k, v] for k, v in doc["stages"]["ms_per_frame"].items()])
+    f = doc["vae_flops"]
+    print(f"\nVAE {f['vae_gflop_per_frame']:.3f} GFLOP/frame, {f['vae_ms_per_frame']:.1f} ms -> "
+          f"{f['vae_gflop_per_s']:.1f} GFLOP/s = {100 * f['vae_share_of_peak']:.0f} % of the one-thread matmul peak "
+          f"{f['peak_matmul_gflop_per_s_1_thread']:.1f} GFLOP/s; total {doc['seconds']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
