@@ -133,7 +133,8 @@ def frontier_figure(rows: Sequence[Mapping], out: Path, path: Path) -> Path:
                 continue
             lo, hi = _num(r.get("view_acc_low")), _num(r.get("view_acc_high"))
             xlo, xhi = _num(r.get(f"{key}_min")), _num(r.get(f"{key}_max"))  # the range over victim keys
-            xerr = None if xlo is None or xhi is None else [[x - xlo], [xhi - x]]
+            # the mean of equal values can land an ulp outside their range: clamp (matplotlib refuses < 0)
+            xerr = None if xlo is None or xhi is None else [[max(x - xlo, 0.0)], [max(xhi - x, 0.0)]]
             ax.errorbar([x], [y], xerr=xerr, yerr=[[y - (lo or y)], [(hi or y) - y]], fmt="o", color=colours[r["label"]],
                         mfc="white" if r.get("uses_labels") else colours[r["label"]], capsize=2, label=r["label"])
         prior = next((_num(r.get("prior_dice" if key == "t0_dice" else "prior_reid")) for r in rows), None)
