@@ -102,3 +102,26 @@ def test_vae_outputs_are_the_files_of_the_float_path(tmp_path):
                                               preserve_range=True), 0, 1).astype(np.float32) for f in x])
         expect = [_reference_png(f) for f in obf.obfuscate(resized)]
         assert outs == expect, name
+
+
+def test_blas_schemes_write_the_same_bytes_with_one_or_two_workers(tmp_path):
+    """Workers pin numpy's BLAS to one thread (two workers with two BLAS threads each ran at 0.6x of
+    one worker); the outputs must not depend on that: 1 worker (in-process, caller's BLAS threads
+    restored after) and 2 workers write the same files."""
+    from threadpoolctl import threadpool_info
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(src / f"f{i}.png")
+    before = [i["num_threads"] for i in threadpool_info()]
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        s = obfuscate_tree(src, out, key=KEY, scheme="svd", fmt="npy", workers=workers, keep_names=True,
+                           progress=False)
+        assert s.failed == 0
+        runs[workers] = _outputs(out)
+    assert runs[1] == runs[2] and len(runs[1]) == 4
+    assert [i["num_threads"] for i in threadpool_info()] == before

@@ -135,16 +135,25 @@ def init_worker(key: Key, model_dir: str | None, in_root: str, out_root: str, fm
                  scheme: str | None = None) -> None:
     """Load the scheme once per process (also used in-process when ``workers == 1``).
 
-    With a network (the paper's VAE), torch runs on one thread (``set_threads``): results must
-    not depend on the thread count. ``map-only`` never imports torch.
+    With ``set_threads``, torch (the paper's VAE) and numpy's BLAS (svd, randenc) run on one thread:
+    results must not depend on the thread count, and workers must not oversubscribe the cores.
+    ``map-only`` never imports torch.
     """
     obf = make_batch_scheme(key, model_dir, scheme)
-    if set_threads and obf.uses_torch:
-        import torch
+    blas = None
+    if set_threads:
+        if obf.uses_torch:
+            import torch
 
-        torch.set_num_threads(1)
+            torch.set_num_threads(1)
+        # numpy's BLAS too (svd, randenc): two workers with two BLAS threads each oversubscribed two cores
+        # (2 workers ran at 0.6x of 1); measured byte-identical outputs with one BLAS thread
+        from threadpoolctl import threadpool_limits
+
+        blas = threadpool_limits(limits=1)
     STATE.clear()
     STATE.update(
+        blas_limits=blas,
         obfuscator=obf,
         in_root=Path(in_root),
         out_root=Path(out_root),
@@ -333,6 +342,8 @@ def run_serial(tasks, args, record) -> None:
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
+        if STATE.get("blas_limits") is not None:  # in-process: give the caller its BLAS threads back
+            STATE["blas_limits"].restore_original_limits()
         STATE.clear()
         STATE.update(saved)
 
