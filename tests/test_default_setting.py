@@ -63,3 +63,13 @@ def test_demo_comparison_puts_the_default_beside_the_paper():
     assert c.base.victim_keys >= 5 and c.base.t4_restarts >= 1 and 10 in c.base.t1_n
     frontier = compare_preset("frontier")
     assert len(frontier.settings) > 5 and frontier.base.max_epochs == 15  # the recipe it was measured with
+
+
+def test_the_demo_study_preset_uses_the_default_and_tiny_stays_on_the_paper():
+    from medcloak.study import preset
+
+    demo = preset("demo")
+    assert (demo.scheme, demo.scheme_options) == (DEFAULT_SCHEME, DEFAULT_OPTIONS)
+    assert preset("tiny").scheme == preset("paper").scheme == "paper"
+    pair = compare_preset("demo")
+    assert pair.settings[1].study_config(pair.base).scheme_options == {}  # the paper's row takes no DP-Pix options

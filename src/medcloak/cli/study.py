@@ -16,8 +16,9 @@ def study(
     preset: str = typer.Option("demo", "--preset", help="demo | paper | tiny | CONFIG.toml"),
     data: Path | None = typer.Option(None, "--data", help="Run on this dataset folder (labels.csv, e.g. from "
                                      "medcloak dataset) instead of the preset's data; provenance REAL."),
-    scheme: str = typer.Option(None, "--scheme", help="Obfuscation scheme instead of the preset's (default paper; "
-                               "its settings: the obfuscation table of a CONFIG.toml)."),
+    scheme: str = typer.Option(None, "--scheme", help="Obfuscation scheme instead of the preset's (demo: the "
+                               "default setting, pixelate; tiny and paper: paper; its settings: the obfuscation "
+                               "table of a CONFIG.toml)."),
     out: Path = typer.Option(..., "--out", help="Study folder (created; a rerun resumes it and skips finished "
                              "stages)."),
     force: bool = typer.Option(False, "--force", help="Discard the results in OUT if another configuration or key "

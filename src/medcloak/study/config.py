@@ -7,7 +7,8 @@ Presets (:data:`PRESETS`, :func:`preset`):
     for a handful of steps. For the test suite only: it checks that every stage runs and writes
     every artifact (about 10 s on 2 CPU cores); its numbers mean nothing.
 ``demo``
-    64x64, 384 frames (48 patients of 8 frames; the patient-wise 70/15/15 % split gives 272 / 64 /
+    The tool's default setting (:data:`medcloak.obfuscation.scheme.DEFAULT_SCHEME`, DP-Pix at 8-px
+    cells with Laplace noise at epsilon 1; ``--scheme paper`` for the paper's), 64x64, 384 frames (48 patients of 8 frames; the patient-wise 70/15/15 % split gives 272 / 64 /
     48 frames, 6 test patients), VAE of 8 epochs, classifier of at most 15 epochs, attack U-Nets
     of 250 steps (T0: at most 500), 256 attacker frames, T1 at 1 / 3 / 10 / 100 pairs, T0 and T4
     over 5 victim keys, one torch thread. Sized to finish in about 5 minutes on 2 CPU cores with
@@ -46,6 +47,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from medcloak.errors import MedcloakError
+from medcloak.obfuscation.scheme import DEFAULT_OPTIONS, DEFAULT_SCHEME
 
 __all__ = ["StudyConfig", "PRESETS", "SECTIONS", "preset", "load_config", "config_hash"]
 
@@ -385,7 +387,9 @@ _TINY = StudyConfig(
     patience=1, batch_size=16, n_boot=50, attack_steps=4, t0_steps=4, t1_n=(4, 16), n_attacker=32,
     attack_channels=(8, 16), t0_copies=1, victim_keys=2, t4_restarts=2, reader_frames=4, figure_frames=3, threads=1,
 )
-_DEMO = StudyConfig(name="demo", threads=1)
+# the demo study obfuscates with the tool's default setting ([target]; README "The verdict");
+# `--scheme paper` (or [obfuscation] scheme = "paper") runs the paper's
+_DEMO = StudyConfig(name="demo", threads=1, scheme=DEFAULT_SCHEME, scheme_options=dict(DEFAULT_OPTIONS))
 _PAPER = StudyConfig(
     name="paper", n_frames=1024, size=256, vae_preset="fidelity", vae_epochs=40, max_epochs=50, patience=12, attack_steps=1500,
     t0_steps=3000, t1_n=(1, 3, 10, 100), n_attacker=1024, attack_channels=(32, 64, 128), t0_copies=4,
