@@ -15,7 +15,7 @@ __all__ = ["compare"]
 def compare(
     preset: str = typer.Option("demo", "--preset", help="demo (the default setting beside the paper's; "
                                "what make demo runs) | frontier (every scheme) | tiny | COMPARE.toml (a base study and "
-                               "[[setting]] tables: label, scheme, options, classifier, classifier_options)."),
+                               "setting tables, \\[\\[setting]] in TOML: label, scheme, options, classifier, classifier_options)."),
     out: Path = typer.Option(..., "--out", help="Comparison folder (a rerun resumes every setting's study)."),
     key_file: Path = typer.Option(None, "--key", help="Key file; default: a new key in OUT/secret/key.json, "
                                   "shared by every setting."),
