@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from medcloak.errors import MedcloakError
 from medcloak.obfuscation.vae_config import VAEConfig, latent_shape
+from medcloak.obfuscation.vae_inference import build_layers
 
 __all__ = [
     "VAEConfig",
@@ -78,23 +79,7 @@ class VAE(nn.Module):
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
-        c, d, lc = config.base_channels, config.downsamples, config.latent_channels
-        chans = [c * 2**i for i in range(d + 1)]
-        enc: list[nn.Module] = [_conv(1, chans[0])]
-        for i in range(d):
-            enc.append(_conv(chans[i], chans[i + 1], strides=2))
-            enc += [_res(chans[i + 1]) for _ in range(config.residual_units)]
-        self.encoder = nn.Sequential(*enc)
-        self.to_latent = nn.Conv2d(chans[d], 2 * lc, kernel_size=1)
-        dec: list[nn.Module] = [_conv(lc, chans[d], kernel=1)]
-        for i in reversed(range(d)):
-            dec += [_res(chans[i + 1]) for _ in range(config.residual_units)]
-            if config.upsample == "nearest":
-                dec += [nn.Upsample(scale_factor=2, mode="nearest"), _conv(chans[i + 1], chans[i])]
-            else:
-                dec.append(_conv(chans[i + 1], chans[i], strides=2, transposed=True))
-        dec += [_conv(chans[0], chans[0]), nn.Conv2d(chans[0], 1, kernel_size=1)]
-        self.decoder = nn.Sequential(*dec)
+        self.encoder, self.to_latent, self.decoder = build_layers(config, _conv, _res)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior parameters ``(mu, logvar)``, each ``(B, latent_channels, h, w)``.

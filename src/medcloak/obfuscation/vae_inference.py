@@ -13,12 +13,14 @@ option of :class:`~medcloak.obfuscation.vae_config.VAEConfig`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from medcloak.obfuscation.vae_config import VAEConfig
 
-__all__ = ["InferenceVAE", "inference_vae_from_bytes"]
+__all__ = ["InferenceVAE", "inference_vae_from_bytes", "build_layers"]
 
 _LOGVAR_RANGE = (-30.0, 20.0)  # as medcloak.obfuscation.vae
 
@@ -65,6 +67,30 @@ class _Res(nn.Module):
         return cx + res
 
 
+def build_layers(config: VAEConfig, conv: Callable[..., nn.Module],
+                 res: Callable[[int], nn.Module]) -> tuple[nn.Sequential, nn.Conv2d, nn.Sequential]:
+    """The VAE's ``encoder``, ``to_latent`` and ``decoder`` for ``config``, made of the block factories
+    ``conv(cin, cout, *, strides=1, kernel=3, transposed=False)`` and ``res(c)``, in one fixed order
+    (which fixes the parameter names and, under a torch seed, the initial weights). Shared by the MONAI
+    training model (:class:`medcloak.obfuscation.vae.VAE`) and :class:`InferenceVAE`."""
+    c, d, lc = config.base_channels, config.downsamples, config.latent_channels
+    chans = [c * 2**i for i in range(d + 1)]
+    enc: list[nn.Module] = [conv(1, chans[0])]
+    for i in range(d):
+        enc.append(conv(chans[i], chans[i + 1], strides=2))
+        enc += [res(chans[i + 1]) for _ in range(config.residual_units)]
+    to_latent = nn.Conv2d(chans[d], 2 * lc, kernel_size=1)
+    dec: list[nn.Module] = [conv(lc, chans[d], kernel=1)]
+    for i in reversed(range(d)):
+        dec += [res(chans[i + 1]) for _ in range(config.residual_units)]
+        if config.upsample == "nearest":
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), conv(chans[i + 1], chans[i])]
+        else:
+            dec.append(conv(chans[i + 1], chans[i], strides=2, transposed=True))
+    dec += [conv(chans[0], chans[0]), nn.Conv2d(chans[0], 1, kernel_size=1)]
+    return nn.Sequential(*enc), to_latent, nn.Sequential(*dec)
+
+
 class InferenceVAE(nn.Module):
     """The network of :class:`medcloak.obfuscation.vae.VAE` for ``config``, in plain torch, eval mode.
 
@@ -76,23 +102,7 @@ class InferenceVAE(nn.Module):
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
-        c, d, lc = config.base_channels, config.downsamples, config.latent_channels
-        chans = [c * 2**i for i in range(d + 1)]
-        enc: list[nn.Module] = [_Conv(1, chans[0])]
-        for i in range(d):
-            enc.append(_Conv(chans[i], chans[i + 1], strides=2))
-            enc += [_Res(chans[i + 1]) for _ in range(config.residual_units)]
-        self.encoder = nn.Sequential(*enc)
-        self.to_latent = nn.Conv2d(chans[d], 2 * lc, kernel_size=1)
-        dec: list[nn.Module] = [_Conv(lc, chans[d], kernel=1)]
-        for i in reversed(range(d)):
-            dec += [_Res(chans[i + 1]) for _ in range(config.residual_units)]
-            if config.upsample == "nearest":
-                dec += [nn.Upsample(scale_factor=2, mode="nearest"), _Conv(chans[i + 1], chans[i])]
-            else:
-                dec.append(_Conv(chans[i + 1], chans[i], strides=2, transposed=True))
-        dec += [_Conv(chans[0], chans[0]), nn.Conv2d(chans[0], 1, kernel_size=1)]
-        self.decoder = nn.Sequential(*dec)
+        self.encoder, self.to_latent, self.decoder = build_layers(config, _Conv, _Res)
         self.eval()
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
