@@ -32,7 +32,7 @@ import numpy as np
 
 from medcloak.io.atomic import atomic_write_bytes, atomic_write_text
 
-__all__ = ["write_compare_report", "frontier_figure", "verdict", "protects_sentence", "best_by_rule", "RULE", "BARS",
+__all__ = ["write_compare_report", "frontier_figure", "verdict", "protects_sentence", "best_by_rule", "privacy_bars", "RULE", "BARS",
            "THREAT_WORDS"]
 
 #: The target's bars (issue [target]).
@@ -89,15 +89,24 @@ def _num(v) -> float | None:
     return None if math.isnan(f) else f
 
 
+def privacy_bars(*, dice: float | None = None, prior_dice: float | None = None, d_ssim: float | None = None,
+                 reid: float | None = None) -> dict[str, bool | None]:
+    """The three privacy bars of :data:`BARS`: True (met), False (missed), None (not given). Vessel
+    Dice against the absolute bar and the prior; SSIM gain over the prior; re-identification top-1."""
+    return {
+        "direct view": None if dice is None else dice <= BARS["t0_dice"] and dice <= (prior_dice or 0) + BARS["t0_over_prior"],
+        "reconstruction": None if d_ssim is None else d_ssim <= BARS["d_ssim"],
+        "re-identification": None if reid is None else reid <= BARS["reid"],
+    }
+
+
 def verdict(row: Mapping) -> dict[str, bool | None]:
     """Each bar of :data:`BARS` for one frontier row: True (met), False (missed) or None (not measured)."""
     acc, orig, dice, prior = (_num(row.get(k)) for k in ("view_acc", "view_acc_original", "t0_dice", "prior_dice"))
     d_ssim, reid = _num(row.get("strongest_d_ssim")), _num(row.get("strongest_reid"))
     out = {
         "useful": None if acc is None or orig is None else acc >= BARS["view_acc"] and orig - acc <= BARS["view_gap"],
-        "direct view": None if dice is None else dice <= BARS["t0_dice"] and dice <= (prior or 0) + BARS["t0_over_prior"],
-        "reconstruction": None if d_ssim is None else d_ssim <= BARS["d_ssim"],
-        "re-identification": None if reid is None else reid <= BARS["reid"],
+        **privacy_bars(dice=dice, prior_dice=prior, d_ssim=d_ssim, reid=reid),
     }
     out["all"] = all(v is True for v in out.values()) and not row.get("uses_labels")
     return out

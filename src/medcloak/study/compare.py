@@ -209,21 +209,20 @@ def _held_and_broken(attacks: list[dict]) -> dict:
     reconstruction gaining more than 0.05 SSIM over the prior or re-identifying more than 10 % of
     test frames; a vessel segmentation (T0) above 0.30 Dice or 0.05 above the location prior.
     Rows that peeked at the truth (oracle) do not count. Threat names in attack order."""
-    from medcloak.report.frontier import BARS
+    from medcloak.report.frontier import privacy_bars
 
     held, broken = [], []
     for r in attacks:
         t = r["threat"]
         if t in ("obfuscated", "prior") or "oracle" in (r.get("variant") or ""):
             continue
-        bad = False
         if r.get("ssim") is not None:
-            bad = (r.get("d_ssim") or 0) > BARS["d_ssim"] or (r.get("reid_top1") or 0) > BARS["reid"]
+            bars = privacy_bars(d_ssim=r.get("d_ssim") or 0.0, reid=r.get("reid_top1") or 0.0)
         elif r.get("vessel_dice") is not None:
-            d, prior = r["vessel_dice"], r.get("prior_vessel_dice") or 0.0
-            bad = d > BARS["t0_dice"] or d > prior + BARS["t0_over_prior"]
+            bars = privacy_bars(dice=r["vessel_dice"], prior_dice=r.get("prior_vessel_dice"))
         else:
             continue
+        bad = any(ok is False for ok in bars.values())
         if bad and t not in broken:
             broken.append(t)
         elif not bad and t not in held:
