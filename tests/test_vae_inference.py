@@ -74,3 +74,28 @@ assert 'torch' not in sys.modules, 'checking a model folder imported torch'
 """
     out = subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, text=True).stdout
     assert out.strip() == obf.model_fingerprint
+
+
+def test_prelu_runs_in_place_only_without_autograd():
+    """The in-place activation (a speed-up) is what the bit-equality test above exercises; with
+    autograd on, the module must not overwrite its input."""
+    from medcloak.obfuscation.vae_inference import _Act
+
+    act = _Act()
+    x = torch.tensor([-2.0, -0.5, 0.0, 1.5])
+    with torch.inference_mode():
+        y = x.clone()
+        assert act(y) is y and torch.equal(y, torch.nn.functional.prelu(x, act.A.weight))
+    y = x.clone()
+    assert act(y) is not y and torch.equal(y, x)
+
+
+def test_keep_freed_memory_sets_glibc_thresholds_once():
+    import platform
+
+    from medcloak.obfuscation import alloc
+
+    first = alloc.keep_freed_memory()
+    assert alloc.keep_freed_memory() is first  # once per process
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert first is True

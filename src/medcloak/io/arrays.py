@@ -39,7 +39,9 @@ def resize(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     are fitted on frames resized by it), computed by the same two SciPy calls it makes -- a
     Gaussian pre-filter with ``sigma = max(0, (factor - 1) / 2)`` when shrinking, then
     ``scipy.ndimage.zoom(order=1, mode="mirror", grid_mode=True)``, then a clip to the input's
-    range -- without its per-call overhead (about 40 % of its time at 512 -> 256 px).
+    range -- without its per-call overhead (about 40 % of its time at 512 -> 256 px). An exact
+    halving (512 -> 256 px) takes :func:`medcloak.io.halve.halve`, the same arithmetic in cache-sized
+    blocks (another 2x).
     ``tests/test_io_resize.py`` holds the equality to skimage, bit for bit.
     """
     from scipy import ndimage as ndi
@@ -53,6 +55,12 @@ def resize(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
         out = _resize(image, (h, w), order=1, mode="reflect", anti_aliasing=bool(h < image.shape[0] or w <
                                                                                  image.shape[1]), preserve_range=True)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+    from medcloak.io.halve import can_halve, halve
+
+    if can_halve(image.shape, (h, w)):  # 512 -> 256 px: the same bits, about 2x faster (medcloak.io.halve)
+        out = halve(image)
+        np.clip(out, np.asarray(image.min()), np.asarray(image.max()), out=out)
         return np.clip(out, 0.0, 1.0).astype(np.float32)
     factors = np.divide(image.shape, (h, w))
     if h < image.shape[0] or w < image.shape[1]:  # skimage's anti-aliasing when shrinking

@@ -26,13 +26,21 @@ _LOGVAR_RANGE = (-30.0, 20.0)  # as medcloak.obfuscation.vae
 
 
 class _Act(nn.Module):
-    """MONAI's ``ADN`` holding only its activation ``A`` (no norm, no dropout)."""
+    """MONAI's ``ADN`` holding only its activation ``A`` (no norm, no dropout).
+
+    Without autograd (obfuscation runs under ``torch.inference_mode``) the single-weight PReLU is
+    applied in place as ``leaky_relu_(x, weight)``: the same product ``weight * x`` for ``x < 0``
+    (same bits), written over the convolution's fresh output instead of a new 4 MiB tensor at
+    256 px (13.4 -> 11.8 ms per 256 px frame on one thread of the benchmark machine).
+    """
 
     def __init__(self):
         super().__init__()
         self.A = nn.PReLU()
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.A.weight.numel() == 1 and not torch.is_grad_enabled():
+            return torch.nn.functional.leaky_relu_(x, float(self.A.weight))
         return self.A(x)
 
 
