@@ -71,16 +71,29 @@ def _read_float(path) -> np.ndarray:
     return np.stack([f.pixels for f in read_frames(path)])
 
 
-def test_map_only_outputs_are_the_files_of_the_float_path_and_frozen_pixels(tmp_path):
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+@pytest.mark.parametrize("encoding", ["compat", "fast"])
+def test_map_only_outputs_are_the_files_of_the_float_path_and_frozen_pixels(tmp_path, encoding):
+    """``compat``: the very bytes of the float path; ``fast`` (the default): other bytes (zlib level 1),
+    the same pixels; both hold the frozen pixel hashes."""
     src = _inputs(tmp_path / "in")
-    summary = obfuscate_tree(src, tmp_path / "out", key=KEY, keep_names=True, progress=False)
-    assert summary.ok and summary.done == 4
+    summary = obfuscate_tree(src, tmp_path / "out", key=KEY, keep_names=True, progress=False,
+                             png_encoding=None if encoding == "fast" else encoding)
+    assert summary.ok and summary.done == 4 and summary.png_encoding == encoding
     files = _outputs(tmp_path / "out")
+    assert {json.loads(line)["png"] for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()} \
+        == {encoding}
     obf = Obfuscator(KEY, config=ObfuscationConfig(order="map-only"))
     for name, outs in files.items():
         expect = [_reference_png(f) for f in obf.obfuscate(_read_float(src / name))]
-        assert outs == expect, name
-        pixels = hashlib.sha256(b"".join(np.asarray(Image.open(io.BytesIO(b))).tobytes() for b in outs)).hexdigest()
+        if encoding == "compat":
+            assert outs == expect, name
+        else:
+            assert outs != expect and all(np.array_equal(_pixels(a), _pixels(b)) for a, b in zip(outs, expect)), name
+        pixels = hashlib.sha256(b"".join(_pixels(b).tobytes() for b in outs)).hexdigest()
         assert pixels == FROZEN_PIXELS[name], name
 
 
@@ -91,17 +104,71 @@ def test_vae_outputs_are_the_files_of_the_float_path(tmp_path):
     obf.fit(rng.random((4, 16, 16), dtype=np.float32), progress=False)
     obf.save(tmp_path / "model")
     src = _inputs(tmp_path / "in")
-    summary = obfuscate_tree(src, tmp_path / "out", key=KEY, model_dir=tmp_path / "model", keep_names=True,
-                             progress=False)
-    assert summary.ok and summary.done == 4
-    files = _outputs(tmp_path / "out")
-    for name, outs in files.items():
+    runs = {}
+    for enc in ("compat", "fast"):
+        summary = obfuscate_tree(src, tmp_path / enc, key=KEY, model_dir=tmp_path / "model", keep_names=True,
+                                 progress=False, png_encoding=enc)
+        assert summary.ok and summary.done == 4
+        runs[enc] = _outputs(tmp_path / enc)
+    for name, outs in runs["compat"].items():
         x = _read_float(src / name)
         resized = np.stack([np.clip(sk_resize(f, (16, 16), order=1, mode="reflect",
                                               anti_aliasing=bool(f.shape[0] > 16 or f.shape[1] > 16),
                                               preserve_range=True), 0, 1).astype(np.float32) for f in x])
         expect = [_reference_png(f) for f in obf.obfuscate(resized)]
         assert outs == expect, name
+        assert [_pixels(b).tobytes() for b in runs["fast"][name]] == [_pixels(b).tobytes() for b in expect], name
+
+
+def test_fast_png_stores_8_bit_content_of_16_bit_outputs_in_8_bits_and_reads_back_the_same_floats(tmp_path):
+    """Block-wise scrambling of 8-bit frames declares 16 bits but only holds 8-bit values: ``fast``
+    stores them with 8 bits (k/255 == 257k/65535, so medcloak reads the very same float32 frames);
+    blur's real values keep 16 bits."""
+    from medcloak.io.images import png_bytes
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(src / f"f{i}.png")
+    for scheme, reduced in (("blockwise", True), ("blur", False)):
+        got = {}
+        for enc in ("compat", "fast"):
+            out = tmp_path / f"{scheme}-{enc}"
+            assert obfuscate_tree(src, out, key=KEY, scheme=scheme, keep_names=True, progress=False,
+                                  png_encoding=enc).ok
+            got[enc] = {p.name: p for p in out.glob("*.png")}
+        assert len(got["fast"]) == 2
+        for name, fast in got["fast"].items():
+            assert Image.open(got["compat"][name]).mode == "I;16"
+            assert Image.open(fast).mode == ("L" if reduced else "I;16"), scheme
+            assert _read_float(fast).tobytes() == _read_float(got["compat"][name]).tobytes(), scheme
+    codes = (np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)
+    assert _pixels(png_bytes(codes, bits=16, encoding="fast")).dtype == np.uint8
+    codes[0, 0] += 1  # one code that is not k * 257: 16 bits kept
+    assert np.array_equal(_pixels(png_bytes(codes, bits=16, encoding="fast")), codes)
+
+
+def test_a_folder_keeps_its_png_encoding(tmp_path, capsys):
+    """A resumed folder written with ``compat`` (or by medcloak before the setting existed: records
+    without "png") continues with ``compat``; asking for the other encoding is refused."""
+    from medcloak.errors import MedcloakError
+
+    src = _inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    assert obfuscate_tree(src, out, key=KEY, keep_names=True, progress=False, png_encoding="compat").ok
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    (out / "manifest.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "png"}) + "\n"
+                                                for r in lines))  # as written before the setting
+    (src / "new.png").write_bytes((src / "g8.png").read_bytes())
+    s = obfuscate_tree(src, out, key=KEY, keep_names=True, progress=False)
+    assert s.ok and s.skipped == 4 and s.done == 1 and s.png_encoding == "compat"
+    assert json.loads((out / "manifest.jsonl").read_text().splitlines()[-1])["png"] == "compat"
+    assert (out / "new.png").read_bytes() == (out / "g8.png").read_bytes()  # compat bytes, same input
+    with pytest.raises(MedcloakError, match="PNG encoding"):
+        obfuscate_tree(src, out, key=KEY, keep_names=True, progress=False, png_encoding="fast")
+    with pytest.raises(MedcloakError, match="PNG encoding must be one of"):
+        obfuscate_tree(src, tmp_path / "o2", key=KEY, keep_names=True, progress=False, png_encoding="zip")
 
 
 def test_blas_schemes_write_the_same_bytes_with_one_or_two_workers(tmp_path):

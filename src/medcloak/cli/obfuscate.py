@@ -30,6 +30,10 @@ def obfuscate(
                                 "avx2 unless given; local: not pinned unless given)."),
     fmt: str = typer.Option("auto", "--format", help="auto (png, or npy for a scheme with real-valued output such "
                             "as the default pixelate with noise) | png | npy | dicom."),
+    png: str = typer.Option(None, "--png", help="PNG encoding, the same pixels either way: fast (zlib level 1; "
+                            "16-bit outputs that fit in 8 bits stored with 8) | compat (Pillow's defaults: byte for "
+                            "byte the files of earlier medcloak versions). Default: the resumed folder's, else fast; "
+                            "recorded in the manifest, and a folder is never mixed."),
     batch_size: int = typer.Option(8, "--batch-size", help="Files per task handed to a worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
     keep_names: bool = typer.Option(False, "--keep-names",
@@ -82,7 +86,8 @@ def obfuscate(
                     "(patient names, record numbers and dates in paths are identifying)", fg="yellow", err=True)
     common = dict(model_dir=model, workers=workers, fmt=fmt, batch_size=batch_size, progress=progress,
                   keep_names=keep_names, names=names, limits=limits, burned_in=burned_in, mask_border=mask_border,
-                  mask_regions=tuple(mask_region or ()), repair_manifest=repair_manifest, scheme=scheme)
+                  mask_regions=tuple(mask_region or ()), repair_manifest=repair_manifest, scheme=scheme,
+                  png_encoding=png)
     if engine == "ray":
         from medcloak.obfuscation.ray_engine import DEFAULT_CPU_ISA, obfuscate_tree_ray
 

@@ -79,6 +79,7 @@ __all__ = ["BatchSummary", "obfuscate_tree", "FORMATS", "MANIFEST_NAME", "BURNED
 FORMATS = ("png", "npy", "dicom")
 MANIFEST_NAME = "manifest.jsonl"
 BURNED_IN = ("refuse", "mask", "allow")
+DEFAULT_PNG_ENCODING = "fast"  #: PNG outputs of new output folders (see medcloak.io.images.PNG_ENCODINGS)
 SYNC_EVERY = 64  # manifest lines between two disk syncs (see ``append`` in obfuscate_tree)
 SYNC_SECONDS = 2.0
 
@@ -102,6 +103,8 @@ class BatchSummary:
     names : Path or None
         The hospital-side names file (None with ``keep_names``).
     key_fingerprint, model_fingerprint : str
+    png_encoding : str or None
+        The PNG encoding of the outputs (``fast`` | ``compat``; None for other formats).
     """
 
     total: int = 0
@@ -117,6 +120,7 @@ class BatchSummary:
     fmt: str = ""
     key_fingerprint: str = ""
     model_fingerprint: str = ""
+    png_encoding: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -285,6 +289,7 @@ def obfuscate_tree(
     repair_manifest: bool = False,
     engine=None,
     manifest_extra: dict | None = None,
+    png_encoding: str | None = None,
 ) -> BatchSummary:
     """Obfuscate every image under ``in_path`` into ``out_dir`` (see the module docstring).
 
@@ -335,6 +340,13 @@ def obfuscate_tree(
         (:mod:`medcloak.obfuscation.ray_engine`) plugs in here; naming, manifest and resume stay here.
     manifest_extra : dict, optional
         JSON fields added to every manifest record (the Ray engine records its CPU pinning).
+    png_encoding : {"fast", "compat"}, optional
+        How PNG outputs are encoded (:data:`medcloak.io.images.PNG_ENCODINGS`; the same pixels
+        either way): ``fast`` (zlib level 1, lossless 8-bit storage where it fits) or ``compat``
+        (Pillow's defaults: the bytes of medcloak before issue 17). Recorded in every manifest
+        record (``"png"``; a record without it is ``compat``). Default: the encoding of the output
+        folder being resumed, else :data:`DEFAULT_PNG_ENCODING`; an output folder written with the
+        other encoding is refused, so one folder never mixes the two.
 
     Returns
     -------
@@ -355,6 +367,10 @@ def obfuscate_tree(
 
     if fmt not in (*FORMATS, "auto"):
         raise MedcloakError(f"format must be one of {', '.join(FORMATS)} or auto, got {fmt!r}")
+    from medcloak.io.images import PNG_ENCODINGS
+
+    if png_encoding is not None and png_encoding not in PNG_ENCODINGS:
+        raise MedcloakError(f"PNG encoding must be one of {', '.join(PNG_ENCODINGS)}, got {png_encoding!r}")
     if burned_in not in BURNED_IN:
         raise MedcloakError(f"burned-in must be one of {', '.join(BURNED_IN)}, got {burned_in!r}")
     workers, batch_size = int(workers), int(batch_size)
@@ -391,17 +407,24 @@ def obfuscate_tree(
     manifest = out_dir / MANIFEST_NAME
     fresh = not manifest.exists()
     previous = read_batch_manifest(manifest, repair=True, drop_bad=repair_manifest)
-    mine = {"key": summary.key_fingerprint, "model": summary.model_fingerprint, "format": fmt, "naming": naming}
+    if png_encoding is None:  # resume with the folder's own encoding (legacy records: compat)
+        png_encoding = next((rec.get("png", "compat") for rec in previous if rec.get("format") == "png"),
+                            DEFAULT_PNG_ENCODING)
+    summary.png_encoding = png_encoding if fmt == "png" else None
+    mine = {"key": summary.key_fingerprint, "model": summary.model_fingerprint, "format": fmt, "naming": naming,
+            "png": summary.png_encoding}
     for rec in previous:
         theirs = {"key": rec.get("key_fingerprint"), "model": rec.get("model_fingerprint"), "format": rec.get("format"),
-                  "naming": rec.get("naming", "kept")}
+                  "naming": rec.get("naming", "kept"),
+                  "png": rec.get("png", "compat") if rec.get("format") == "png" else None}
         differ = [name for name in mine if theirs[name] != mine[name]]
         if differ:
             def show(d: dict) -> str:
                 return f"key {str(d['key'])[:16]}, model {str(d['model'])[:16]}, format {d['format']}, " \
-                       f"naming {d['naming']}"
+                       f"naming {d['naming']}" + (f", PNG encoding {d['png']}" if d["png"] else "")
 
-            hint = " (--keep-names must match the earlier run)" if "naming" in differ else ""
+            hint = " (--keep-names must match the earlier run)" if "naming" in differ else (
+                " (or pass --png to match it)" if differ == ["png"] else "")
             raise MedcloakError(
                 f"holds outputs made with another {' and '.join(differ)} ({show(theirs)}); this run uses "
                 f"{show(mine)}; write to a new output folder{hint}",
@@ -446,7 +469,8 @@ def obfuscate_tree(
     stems = keep_name_stems(rels) if keep_names else {}
     summary.total = len(rels) + len(walk_errors)
     common = {"key_fingerprint": summary.key_fingerprint, "model_fingerprint": summary.model_fingerprint,
-              "medcloak_version": __version__, "format": fmt, "naming": naming, **(manifest_extra or {})}
+              "medcloak_version": __version__, "format": fmt, "naming": naming,
+              **({"png": summary.png_encoding} if summary.png_encoding else {}), **(manifest_extra or {})}
     bar = tqdm(total=summary.total, unit="file", desc="obfuscate", file=sys.stderr, disable=not progress)
 
     # output name -> (item id, rel, input sha, "done" | "skipped" | "") of the item that holds it,
@@ -460,7 +484,7 @@ def obfuscate_tree(
     def spec_of(rel: str) -> OutputSpec:
         return OutputSpec(rel=rel, fmt=fmt, key=None if keep_names else key, stem=stems.get(rel, ""),
                           keep_names=keep_names, limits=limits, burned_in=burned_in, mask_border=border,
-                          mask_regions=regions)
+                          mask_regions=regions, png=summary.png_encoding or "compat")
 
     def error_result(rel: str, in_sha: str, full: str, reason: str) -> dict:
         return {"input": rel, "input_sha256": in_sha, "frames": 0, "outputs": [], "output_sha256": [],

@@ -235,7 +235,7 @@ def _process(rel: str, spec: OutputSpec) -> tuple[list[str], list[str], int, str
         writer = st.get("writer") or DurableWriter()
         try:
             for i, name in enumerate(names):
-                data = png_bytes(codes[i], bits=bits)
+                data = png_bytes(codes[i], bits=bits, encoding=spec.png)
                 writer.write(st["out_root"] / name, data)
                 shas.append(hashlib.sha256(data).hexdigest())  # the bytes just written, not read back
             if "writer" not in st:

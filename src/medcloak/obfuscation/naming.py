@@ -90,6 +90,8 @@ class OutputSpec:
         Fraction of the shorter side blanked at every edge with ``burned_in="mask"``.
     mask_regions : tuple of (x0, y0, x1, y1)
         Pixel boxes (input coordinates, end exclusive) blanked with ``burned_in="mask"``.
+    png : str
+        PNG encoding (:data:`medcloak.io.images.PNG_ENCODINGS`) with ``fmt="png"``.
     """
 
     rel: str
@@ -101,6 +103,7 @@ class OutputSpec:
     burned_in: str = "refuse"
     mask_border: float = 0.0
     mask_regions: tuple = field(default_factory=tuple)
+    png: str = "compat"
 
     def names(self, n_frames: int) -> list[str]:
         """Output relpaths for an input of ``n_frames`` frames (one for DICOM)."""
