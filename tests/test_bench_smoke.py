@@ -68,8 +68,22 @@ def test_vae_tree_byte_identical_for_1_and_2_workers(obf, frames, tmp_path):
         write_png(src / f"f{i}.png", rng.random((40, 40)))  # resized to 32 by the batch runner
     model = obf.save(tmp_path / "model")
     one = obfuscate_tree(src, tmp_path / "w1", key=KEY, model_dir=model, workers=1, progress=False)
-    two = obfuscate_tree(src, tmp_path / "w2", key=KEY, model_dir=model, workers=2, batch_size=2, progress=False)
+    from medcloak.obfuscation import batch_worker
+
+    here, real = [], batch_worker._InProcess.run  # tasks run by this process (the pool's run in its own)
+
+    def counted(self, task, record):
+        here.append(len(task))
+        return real(self, task, record)
+
+    batch_worker._InProcess.run = counted
+    try:
+        two = obfuscate_tree(src, tmp_path / "w2", key=KEY, model_dir=model, workers=2, batch_size=1, progress=False)
+    finally:
+        batch_worker._InProcess.run = real
     assert one.ok and two.ok and one.done == two.done == 6
+    # 2 workers = a 1-process pool (2 tasks in flight) + this process, which took the others
+    assert 1 <= len(here) <= 4 and batch_worker.STATE == {}
     from medcloak.obfuscation.naming import pseudonym_name
 
     for i in range(6):
