@@ -19,7 +19,8 @@ One command, one run, the same input files for every leg:
   ``obfuscate`` command run with that commit's ``src`` (``git archive``), for the VAE and the
   map, 1 worker: the old and new ratios come from the same run;
 * **stages** (one process, one torch thread): milliseconds per frame of every stage of the
-  obfuscate path (decode, resize, VAE, map, PNG encode, SHA-256, write+fsync) and of the plain
+  obfuscate path (decode, resize, VAE, map, PNG encode with ``--png fast`` (the default) and
+  ``compat`` (the earlier bytes), SHA-256, write+fsync) and of the plain
   loop (decode+convert, resize, encode+write), on ``--stage-frames`` files;
 * **VAE FLOP rate**: FLOPs of one 256 px forward pass (``torch.utils.flop_counter``) over its
   measured time (channels-last, batch 1, one thread, as ``obfuscate`` runs it), against the
@@ -31,7 +32,7 @@ quiet machine with at least 2 free cores.
 
 Usage::
 
-    python benchmarks/obfuscate_e2e.py --out benchmarks/results/obfuscate_e2e.json     # ~6 min, 2 quiet cores
+    python benchmarks/obfuscate_e2e.py --repeats 2 --out benchmarks/results/obfuscate_e2e.json  # ~21 min, 2 quiet cores
     python benchmarks/obfuscate_e2e.py --frames 8 --schemes map-only --no-baseline --workers 1 \
         --stage-frames 2 --flop-frames 2 --fit-frames 8 --fit-epochs 1                              # smoke
 """
@@ -202,10 +203,14 @@ def stages(paths: list[Path], model_dir: Path, work: Path) -> dict:
             codes = vae.obfuscator.mapping.codes(v)
         with t("map-only 512 (to PNG codes)"):
             codes512 = mp.apply_codes(x)
-        with t("PNG encode 256"):
-            data = png_bytes(codes[0])
-        with t("PNG encode 512 (map-only)"):
-            data512 = png_bytes(codes512[0])
+        with t("PNG encode 256 (fast, the default)"):
+            data = png_bytes(codes[0], encoding="fast")
+        with t("PNG encode 256 (compat, the earlier bytes)"):
+            png_bytes(codes[0], encoding="compat")
+        with t("PNG encode 512 (map-only, fast)"):
+            data512 = png_bytes(codes512[0], encoding="fast")
+        with t("PNG encode 512 (map-only, compat)"):
+            png_bytes(codes512[0], encoding="compat")
         with t("SHA-256 in+out"):
             hashlib.sha256(p.read_bytes()).hexdigest()
             hashlib.sha256(data).hexdigest()
@@ -215,7 +220,7 @@ def stages(paths: list[Path], model_dir: Path, work: Path) -> dict:
             w.close()
         (out / f"m{i}.png").write_bytes(data512)
     ms = {k: t.ms(k, n) for k in t.total}
-    obf256 = sum(ms[k] for k in ("decode", "resize", "VAE", "map 256 (to PNG codes)", "PNG encode 256",
+    obf256 = sum(ms[k] for k in ("decode", "resize", "VAE", "map 256 (to PNG codes)", "PNG encode 256 (fast, the default)",
                                  "SHA-256 in+out", "write+fsync (waited)"))
     plain256 = sum(ms[k] for k in ("plain: decode+convert", "plain: resize", "plain: encode+write 256"))
     return {"frames": n, "ms_per_frame": ms, "vae_path_total_ms": obf256, "plain_256_total_ms": plain256,
@@ -302,7 +307,7 @@ def _baseline_src(commit: str, work: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=1000, help="files for the VAE, map-only and plain legs")
-    ap.add_argument("--scheme-frames", type=int, default=300, help="files for the other network-free schemes")
+    ap.add_argument("--scheme-frames", type=int, default=1000, help="files for the other network-free schemes")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1, help="alternating runs per leg (best kept)")
     ap.add_argument("--schemes", nargs="+", default=[n for n, _e, _f in NETWORK_FREE],

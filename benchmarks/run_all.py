@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine, now  # noqa: E402
 
 SCRIPTS = {
-    "e2e": ("obfuscate_e2e.py", [],
+    "e2e": ("obfuscate_e2e.py", ["--repeats", "2"],
             ["--frames", "8", "--schemes", "map-only", "--no-baseline", "--workers", "1", "--stage-frames", "2",
              "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1"]),
     "throughput": ("obfuscation_throughput.py", [],
@@ -188,6 +188,7 @@ ISSUE17_BEFORE = {  # quoted from issue 17 (2-core machine, 240 frames of 512 px
 
 def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
     m = e["machine"]
+    prev_when = f" ({e['previous']['date'][:16]})" if e.get("previous") else ""
     title = ("### 0b. Another run of the same benchmark" if extra else
              "## 0. `medcloak obfuscate` end to end vs the plain Pillow loop (issue 17)")
     lines = ["", title, "",
@@ -199,20 +200,26 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
              "Image.BILINEAR)`] + `.save(out)` in a fresh Python process; *obfuscate* = `python -m medcloak obfuscate "
              "IN OUT --key K --workers W ...` (start-up, SHA-256s, names file and manifest inside the clock). The VAE "
              "(fitted at 128 px, run at 256 px) is compared with plain at 256 px; the network-free schemes keep the "
-             "512 px size and are compared with plain without the resize. BEFORE rows run the same command on the "
+             "512 px size and are compared with plain without the resize. obfuscate writes PNGs with its default "
+             "`--png fast` (zlib level 1; the same pixels as `--png compat`, the earlier bytes). BEFORE rows run the same command on the "
              "code before issue 17, in the same run. Best of "
              f"{e['repeats']} alternating run(s).", "",
              "| leg | workers | frames | plain fps | obfuscate fps | obfuscate / plain | load (1 min) | "
-             "ratio before (issue 17) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             f"ratio in the previous run{prev_when} | ratio before (issue 17) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in e["legs"]:
         old = ISSUE17_BEFORE.get(r["leg"], "") if r.get("workers") == 1 else ""
+        prev = (e.get("previous") or {}).get("ratios", {}).get(f"{r['leg']} | {r.get('workers', '')}")
         lines.append(f"| {r['leg']} | {r.get('workers', '')} | {r['frames']} | {_f(r['plain_fps'], 1)} | "
-                     f"{_f(r['obfuscate_fps'], 1)} | **{_f(r['ratio'])}** | {r['obfuscate']['load_before'][0]} | {old} |")
+                     f"{_f(r['obfuscate_fps'], 1)} | **{_f(r['ratio'])}** | {r['obfuscate']['load_before'][0]} | "
+                     f"{'' if prev is None else _f(prev)} | {old} |")
     lines += ["", "Targets: >= 0.9 for the map and every network-free scheme, >= 0.5 for the VAE at 256 px "
               "(1 worker, 1,000 frames); 2 workers >= 1.8 x 1 worker.", "",
-              "| leg | plain 2 / 1 workers | obfuscate 2 / 1 workers |", "|---|---:|---:|"]
+              f"| leg | plain 2 / 1 workers | obfuscate 2 / 1 workers | obfuscate 2 / 1 in the previous run{prev_when} |",
+              "|---|---:|---:|---:|"]
+    prev_scaling = (e.get("previous") or {}).get("scaling_2_over_1") or {}
     for k, v in e["scaling_2_over_1"].items():
-        lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} |")
+        p = prev_scaling.get(k, {}).get("obfuscate")
+        lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} | {'' if p is None else _f(p)} |")
     st = e["stages"]
     lines += ["", f"Per-frame cost, ms (one process, one torch thread, {st['frames']} frames; the VAE path sums to "
               f"{_f(st['vae_path_total_ms'], 1)} ms, the plain 256 px loop to {_f(st['plain_256_total_ms'], 1)} ms; "
@@ -250,6 +257,11 @@ def main(argv: list[str] | None = None) -> dict:
         doc["merged_from"] = {"date": old.get("date"), "benchmarks": sorted(set(old["benchmarks"]) - set(names)),
                               "machine": (old.get("machine") or {}).get("cpu_model")}
         stale = set(names) | ({k for k in old["benchmarks"] if k.startswith("e2e_")} if "e2e" in names else set())
+        if "e2e" in names and "e2e" in old["benchmarks"] and "e2e" in doc["benchmarks"]:  # the old ratios, beside the new
+            o = old["benchmarks"]["e2e"]
+            doc["benchmarks"]["e2e"]["previous"] = {
+                "date": o.get("date"), "ratios": {f"{r['leg']} | {r.get('workers', '')}": r["ratio"] for r in o["legs"]},
+                "scaling_2_over_1": o.get("scaling_2_over_1")}
         doc["benchmarks"] = {**{k: v for k, v in old["benchmarks"].items() if k not in stale}, **doc["benchmarks"]}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
