@@ -20,7 +20,7 @@ def obfuscate(
                                "untrained (paper: the keyed mapping only, weaker)."),
     scheme: str = typer.Option(None, "--scheme", help="Obfuscation scheme; a --model folder of another scheme "
                                "is refused (default: the model's scheme, or paper)."),
-    workers: int = typer.Option(1, "--workers", help="Worker processes (with --engine ray: actors)."),
+    workers: int = typer.Option(1, "--workers", help="Processes that obfuscate: this one and N-1 spawned ones (with --engine ray: actors)."),
     engine: str = typer.Option("local", "--engine", help="local (worker processes on this machine) | ray (a Ray "
                                "cluster via Ray Data; needs the 'scale' extra; same bytes, manifest and resume)."),
     address: str = typer.Option(None, "--address", help="With --engine ray: a running cluster's address "

@@ -41,22 +41,25 @@ the folder that goes to the cloud:
   temporary files are removed. A fresh ``OUT`` (no manifest) starts a fresh names file. Outputs
   are computed per item and per frame (the VAE sees one frame at a time, one torch thread), so a
   resumed run ends with byte-identical outputs to an uninterrupted one, whatever ``workers``.
-* Byte identity across versions: for the same key, model and inputs, output **files** (not only
-  their pixels) are the bytes earlier versions wrote -- the manifest's SHA-256s are of file bytes,
-  and a resumed run compares them -- so the PNG encoder keeps Pillow's defaults (zlib level 6,
-  adaptive filters; level 1 would encode a 512 px map-only frame 3x faster at the same size, but
-  every file would change). PNG outputs go through integer look-ups (:meth:`Scheme.apply_codes`)
-  and their hashes are taken of the bytes written; ``tests/test_batch_identity.py`` holds the
-  files to those of the float path and the map's pixels to hashes frozen before the fast path.
-* An ``OUT`` whose manifest names another key, model, format or naming is refused, as is a
+* Byte identity across versions: for the same key, model and inputs, the output **pixels** are
+  those of earlier versions, and with ``png_encoding="compat"`` the **files** too (Pillow's
+  defaults: zlib level 6, adaptive filters). New folders default to ``fast`` (zlib level 1, 8-bit
+  storage of 16-bit outputs holding only 8-bit values: a 512 px map-only frame encodes 2.5x faster
+  at the same size), recorded per manifest record (the manifest's SHA-256s are of file bytes, and a
+  resumed run compares them, so a folder never mixes the two). PNG outputs go through integer
+  look-ups (:meth:`Scheme.apply_codes`) and their hashes are taken of the bytes written;
+  ``tests/test_batch_identity.py`` holds the ``compat`` files to those of the float path and the
+  map's pixels, under both encodings, to hashes frozen before the fast path.
+* An ``OUT`` whose manifest names another key, model, format, naming or PNG encoding is refused
+  (:mod:`.batch_manifest`), as is a
   non-empty ``OUT`` without a manifest, or an ``OUT`` inside ``IN``. A manifest line that is not
   JSON stops the run unless ``repair_manifest=True`` drops it.
 * Bad inputs are recorded as ``error`` and the run goes on; :attr:`BatchSummary.ok` is True only
   if every item succeeded. A full disk or a read-only output stops the run with one error.
 
-Memory stays bounded: items are handed to at most ``workers`` processes (``spawn``), each of
-which loads the model once, in tasks of ``batch_size`` files, with at most two tasks per worker
-in flight.
+Memory stays bounded: items are handed to ``workers`` processes (this one and ``workers - 1``
+spawned ones), each of which loads the model once, in tasks of ``batch_size`` files, with at most
+two tasks per spawned worker in flight.
 """
 
 from __future__ import annotations
@@ -71,10 +74,12 @@ from pathlib import Path
 
 from medcloak.errors import MedcloakError
 from medcloak.keys import Key
+from medcloak.obfuscation.batch_manifest import check_same_run, open_append, read_batch_manifest
 from medcloak.obfuscation.batch_worker import make_batch_scheme, run_parallel, run_serial, sha256_file
 from medcloak.obfuscation.naming import OutputSpec, default_names_path, item_id, keep_name_stems
 
-__all__ = ["BatchSummary", "obfuscate_tree", "FORMATS", "MANIFEST_NAME", "BURNED_IN", "read_batch_manifest"]
+__all__ = ["BatchSummary", "obfuscate_tree", "FORMATS", "MANIFEST_NAME", "BURNED_IN", "DEFAULT_PNG_ENCODING",
+           "read_batch_manifest"]
 
 FORMATS = ("png", "npy", "dicom")
 MANIFEST_NAME = "manifest.jsonl"
@@ -130,54 +135,6 @@ class BatchSummary:
     def line(self) -> str:
         """One-line summary: ``done N, skipped N, failed N (of N)``."""
         return f"done {self.done}, skipped {self.skipped}, failed {self.failed} (of {self.total} files)"
-
-
-def read_batch_manifest(path: str | os.PathLike, *, repair: bool = False, drop_bad: bool = False) -> list[dict]:
-    """Records of a batch manifest (JSON Lines), in file order.
-
-    A last line without its newline (a run killed while appending) is ignored; with
-    ``repair=True`` it is cut off the file so that later appends start on a fresh line. A line
-    that is not a JSON object is an error naming the line, unless ``drop_bad=True``: the file is
-    then rewritten atomically without it (``medcloak obfuscate --repair-manifest``).
-    """
-    p = Path(path)
-    if not p.exists():
-        return []
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise MedcloakError(f"cannot read the manifest ({exc.strerror or type(exc).__name__})", p) from None
-    cut = data.rfind(b"\n") + 1
-    records, kept, bad = [], [], []
-    for lineno, raw in enumerate(data[:cut].splitlines(keepends=True), start=1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            rec = None
-        if not isinstance(rec, dict):
-            bad.append(lineno)
-            continue
-        records.append(rec)
-        kept.append(raw)
-    if bad and not drop_bad:
-        shown = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
-        raise MedcloakError(f"line {shown} is not a valid JSON record (the manifest is damaged); rerun with "
-                            "--repair-manifest to drop the bad line(s) (their items are redone)", p)
-    try:
-        if bad:
-            from medcloak.io.atomic import atomic_write_bytes
-
-            atomic_write_bytes(p, b"".join(kept), mode=p.stat().st_mode & 0o777)
-        elif repair and cut != len(data):
-            with open(p, "r+b") as fh:
-                fh.truncate(cut)
-                fh.flush()
-                os.fsync(fh.fileno())
-    except OSError as exc:
-        raise MedcloakError(f"cannot repair the manifest ({exc.strerror or type(exc).__name__})", p) from None
-    return records
 
 
 # ------------------------------------------------------------------------------ main process
@@ -243,15 +200,6 @@ def _pseudonymous_text(text: str, *, item: str, rel: str, in_root: Path) -> str:
     return out
 
 
-def _open_append(path: Path, mode: int = 0o644):
-    """Open a JSON Lines file for appending (created with ``mode``); one-line error if impossible."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
-        return os.fdopen(fd, "ab")
-    except OSError as exc:
-        raise MedcloakError(f"cannot write ({exc.strerror or type(exc).__name__})", path) from None
-
-
 def _parse_regions(regions) -> tuple:
     out = []
     for r in regions or ():
@@ -307,7 +255,7 @@ def obfuscate_tree(
         :meth:`Obfuscator.save`); without it ``scheme`` runs untrained (``paper``: only the keyed
         mapping, ``map-only``).
     workers : int
-        Worker processes (``spawn``); 1 runs in this process.
+        Processes that obfuscate: this one and ``workers - 1`` spawned ones (1: this process alone).
     fmt : {"png", "npy", "dicom", "auto"}
         Output format. PNG is 8-bit when the output has at most 256 levels, else 16-bit.
     batch_size : int
@@ -411,25 +359,8 @@ def obfuscate_tree(
         png_encoding = next((rec.get("png", "compat") for rec in previous if rec.get("format") == "png"),
                             DEFAULT_PNG_ENCODING)
     summary.png_encoding = png_encoding if fmt == "png" else None
-    mine = {"key": summary.key_fingerprint, "model": summary.model_fingerprint, "format": fmt, "naming": naming,
-            "png": summary.png_encoding}
-    for rec in previous:
-        theirs = {"key": rec.get("key_fingerprint"), "model": rec.get("model_fingerprint"), "format": rec.get("format"),
-                  "naming": rec.get("naming", "kept"),
-                  "png": rec.get("png", "compat") if rec.get("format") == "png" else None}
-        differ = [name for name in mine if theirs[name] != mine[name]]
-        if differ:
-            def show(d: dict) -> str:
-                return f"key {str(d['key'])[:16]}, model {str(d['model'])[:16]}, format {d['format']}, " \
-                       f"naming {d['naming']}" + (f", PNG encoding {d['png']}" if d["png"] else "")
-
-            hint = " (--keep-names must match the earlier run)" if "naming" in differ else (
-                " (or pass --png to match it)" if differ == ["png"] else "")
-            raise MedcloakError(
-                f"holds outputs made with another {' and '.join(differ)} ({show(theirs)}); this run uses "
-                f"{show(mine)}; write to a new output folder{hint}",
-                manifest,
-            )
+    check_same_run(previous, manifest, {"key": summary.key_fingerprint, "model": summary.model_fingerprint,
+                                        "format": fmt, "naming": naming, "png": summary.png_encoding})
     ident = (lambda rel: rel) if keep_names else (lambda rel: item_id(key, rel))
     rec_id = "input" if keep_names else "item"
     latest = {rec.get(rec_id): rec for rec in previous}
@@ -518,8 +449,8 @@ def obfuscate_tree(
         if task:
             yield task
 
-    mf = _open_append(manifest)
-    nf = _open_append(names_path, 0o600) if names_path is not None else None
+    mf = open_append(manifest)
+    nf = open_append(names_path, 0o600) if names_path is not None else None
 
     # Each line is flushed to the OS at once (a killed run loses nothing); the disk sync is batched,
     # every SYNC_EVERY records or SYNC_SECONDS and at the end: a line lost to a power cut only
