@@ -11,9 +11,11 @@ from 17.4 ms to 13.0 ms per frame with :func:`keep_freed_memory` (one thread, sa
 :func:`keep_freed_memory` raises glibc's ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` (see
 ``mallopt(3)``) so blocks up to :data:`MMAP_THRESHOLD` come from the heap and up to
 :data:`TRIM_THRESHOLD` of free heap stays mapped. It changes no arithmetic (outputs are byte for
-byte those without it) and only where it is called: obfuscation workers. The cost is resident
-memory a process keeps after a peak, at most the trim threshold above what it uses. On a C
-library other than glibc it does nothing.
+byte those without it) and only where it is called: every process that obfuscates
+(:func:`medcloak.obfuscation.batch_worker.init_worker`, so also the caller's own process when it
+obfuscates in process, for the rest of its life). The cost is resident memory a process keeps
+after a peak, at most the trim threshold above what it uses. On a C library other than glibc it
+does nothing.
 """
 
 from __future__ import annotations
