@@ -60,14 +60,13 @@ def resize(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
     if can_halve(image.shape, (h, w)):  # 512 -> 256 px: the same bits, about 2x faster (medcloak.io.halve)
         out = halve(image)
-        np.clip(out, np.asarray(image.min()), np.asarray(image.max()), out=out)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
-    factors = np.divide(image.shape, (h, w))
-    if h < image.shape[0] or w < image.shape[1]:  # skimage's anti-aliasing when shrinking
-        image_f = ndi.gaussian_filter(image, np.maximum(0, (factors - 1) / 2), cval=0.0, mode="mirror")
     else:
-        image_f = image
-    out = ndi.zoom(image_f, [1 / f for f in factors], order=1, mode="mirror", cval=0.0, grid_mode=True)
+        factors = np.divide(image.shape, (h, w))
+        if h < image.shape[0] or w < image.shape[1]:  # skimage's anti-aliasing when shrinking
+            image_f = ndi.gaussian_filter(image, np.maximum(0, (factors - 1) / 2), cval=0.0, mode="mirror")
+        else:
+            image_f = image
+        out = ndi.zoom(image_f, [1 / f for f in factors], order=1, mode="mirror", cval=0.0, grid_mode=True)
     np.clip(out, np.asarray(image.min()), np.asarray(image.max()), out=out)  # skimage's clip=True
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 

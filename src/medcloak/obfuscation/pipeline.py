@@ -150,6 +150,18 @@ def _frame_context(frame: np.ndarray) -> bytes:
     return hashlib.sha256(np.ascontiguousarray(frame, dtype="<f4").tobytes()).digest()
 
 
+def _clipped(frames, ndims: tuple[int, ...]) -> np.ndarray:
+    """``frames`` as float32 clipped to [0, 1], after checking their number of axes (``ndims``:
+    2 for (H, W), 3 for (N, H, W)) and that they are finite numbers."""
+    a = np.asarray(frames)
+    if a.ndim not in ndims:
+        shapes = " or ".join({2: "(H, W)", 3: "(N, H, W)"}[n] for n in ndims)
+        raise MedcloakError(f"frames must be {shapes}, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+        raise MedcloakError("frames must be finite numbers in [0, 1]")
+    return np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+
+
 class Obfuscator:
     """Keyed obfuscation: VAE + keyed random non-bijective intensity mapping.
 
@@ -394,12 +406,7 @@ class Obfuscator:
             every value is one of the table's output levels ``k / (out_levels - 1)``.
         """
         self._require_fitted()
-        a = np.asarray(frames)
-        if a.ndim not in (2, 3):
-            raise MedcloakError(f"frames must be (H, W) or (N, H, W), got shape {a.shape}")
-        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
-            raise MedcloakError("frames must be finite numbers in [0, 1]")
-        x = np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+        x = _clipped(frames, (2, 3))
         stack = x if x.ndim == 3 else x[None]
         order = self.config.order
         if order == "map-only":
@@ -433,12 +440,7 @@ class Obfuscator:
         order = self.config.order
         if order == "map-then-vae":
             return to_uint(self.obfuscate(frames), bits=bits)
-        a = np.asarray(frames)
-        if a.ndim != 3:
-            raise MedcloakError(f"frames must be (N, H, W), got shape {a.shape}")
-        if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
-            raise MedcloakError("frames must be finite numbers in [0, 1]")
-        x = np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+        x = _clipped(frames, (3,))
         if order == "vae-then-map":
             x = self.vae_stage(x)
         return self.mapping.codes(x, bits=bits)

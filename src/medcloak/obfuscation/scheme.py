@@ -38,15 +38,14 @@ import numpy as np
 
 from medcloak.errors import MedcloakError
 
-__all__ = ["Scheme", "BUILTIN", "DEFAULT_SCHEME", "DEFAULT_OPTIONS", "DEFAULT_LABEL", "register", "get_scheme", "scheme_names", "load_scheme", "make_scheme",
-           "SCHEME_JSON"]
+__all__ = ["Scheme", "BUILTIN", "DEFAULT_SCHEME", "DEFAULT_OPTIONS", "DEFAULT_LABEL", "register", "get_scheme",
+           "scheme_names", "load_scheme", "make_scheme", "SCHEME_JSON"]
 
 SCHEME_JSON = "scheme.json"
 _FORMAT = "medcloak-scheme"
 _VERSION = 1
 _TAG_LABEL = "scheme-tag"
 
-#: Built-in schemes: name -> "module:Class" (imported on first use, so ``map-only`` never imports torch).
 #: The default setting of ``medcloak fit`` / ``obfuscate`` and of the demo study ([target]). No
 #: setting measured meets the target (docs/results/target-search.md); by the rule in the README
 #: ("Which scheme?": among settings fitted without labels that meet every privacy bar, the highest
@@ -56,6 +55,7 @@ DEFAULT_SCHEME = "pixelate"
 DEFAULT_OPTIONS: dict = {"cell": 8, "epsilon": 1.0}
 DEFAULT_LABEL = "pixelate b8 eps1"
 
+#: Built-in schemes: name -> "module:Class" (imported on first use, so ``map-only`` never imports torch).
 BUILTIN: dict[str, str] = {
     "paper": "medcloak.obfuscation.paper:PaperScheme",
     "blockwise": "medcloak.obfuscation.blockwise:BlockwiseScheme",
