@@ -26,13 +26,16 @@ One command, one run, the same input files for every leg:
   measured time (channels-last, batch 1, one thread, as ``obfuscate`` runs it), against the
   machine's peak measured by a 2048x2048 float32 matrix multiply on one thread (best of 5).
 
-Legs alternate (plain, obfuscate, plain, ...) and the best of ``--repeats`` is kept; load
-averages are recorded before and after every leg. 2-worker figures only mean something on a
-quiet machine with at least 2 free cores.
+Legs alternate (plain, obfuscate, plain, ...) and the best of ``--repeats`` is kept; a leg's 1- and
+2-worker runs interleave (every repeat runs both), so its scaling ratio compares runs of the same
+minutes; ``os.sync()`` runs before every clock starts (the plain loop's unsynced files must not be
+written back inside the next command's time); every run's seconds and the load averages before and
+after it are kept in the JSON. 2-worker figures only mean something on a quiet machine with at
+least 2 free cores.
 
 Usage::
 
-    python benchmarks/obfuscate_e2e.py --repeats 2 --out benchmarks/results/obfuscate_e2e.json  # ~21 min, 2 quiet cores
+    python benchmarks/obfuscate_e2e.py --repeats 3 --out benchmarks/results/obfuscate_e2e.json  # ~33 min, 2 quiet cores
     python benchmarks/obfuscate_e2e.py --frames 8 --schemes map-only --no-baseline --workers 1 \
         --stage-frames 2 --flop-frames 2 --fit-frames 8 --fit-epochs 1                              # smoke
 """
@@ -95,6 +98,9 @@ def _load() -> list[float]:
 
 
 def _timed(cmd: list[str], env: dict) -> float:
+    # the previous command's files reach the disk before this clock starts: the plain loop leaves
+    # ~200 MB of dirty pages (it never fsyncs), whose writeback otherwise lands on the next command
+    os.sync()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -143,17 +149,31 @@ def _best(runs: list[dict]) -> dict:
 
 def pair(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int) -> dict:
     """Best of ``repeats`` alternating runs of plain and obfuscate on the same files."""
-    plains, obfs = [], []
+    return pairs(legs, n, plain_kw, obf_kw, repeats, [None])[None]
+
+
+def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, workers: list) -> dict:
+    """:func:`pair` for several worker counts, interleaved: each repeat runs every worker count
+    (plain and obfuscate alternating, the order reversed every other repeat), so the 2 / 1 worker
+    ratios compare runs of the same minutes, not of two moments ten minutes apart on a machine
+    whose speed drifts by 10 %. ``None`` keeps the worker count of the keyword arguments."""
+    plains: dict = {w: [] for w in workers}
+    obfs: dict = {w: [] for w in workers}
     for r in range(repeats):
-        order = ("plain", "obf") if r % 2 == 0 else ("obf", "plain")
-        for what in order:
-            if what == "plain":
-                plains.append(legs.plain(**plain_kw))
-            else:
-                obfs.append(legs.obfuscate(**obf_kw))
-    p, o = _best(plains), _best(obfs)
-    return {"frames": n, "plain": p, "obfuscate": o, "plain_fps": n / p["seconds"], "obfuscate_fps": n / o["seconds"],
-            "ratio": p["seconds"] / o["seconds"]}
+        for w in (workers if r % 2 == 0 else workers[::-1]):
+            wk = {} if w is None else {"workers": w}
+            order = ("plain", "obf") if r % 2 == 0 else ("obf", "plain")
+            for what in order:
+                if what == "plain":
+                    plains[w].append(legs.plain(**{**plain_kw, **wk}))
+                else:
+                    obfs[w].append(legs.obfuscate(**{**obf_kw, **wk}))
+    out = {}
+    for w in workers:
+        p, o = _best(plains[w]), _best(obfs[w])
+        out[w] = {"frames": n, "plain": p, "obfuscate": o, "plain_fps": n / p["seconds"],
+                  "obfuscate_fps": n / o["seconds"], "ratio": p["seconds"] / o["seconds"]}
+    return out
 
 
 # ------------------------------------------------------------------------------ stages
@@ -327,7 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="medcloak-e2e-"))
     doc = {"benchmark": "obfuscate_e2e", "date": now(), "machine": machine(), "load_at_start": _load(),
-           "frames": args.frames, "scheme_frames": args.scheme_frames, "repeats": args.repeats, "size": SIZE}
+           "frames": args.frames, "scheme_frames": args.scheme_frames, "repeats": args.repeats, "size": SIZE,
+           "interleaved": True}
     try:
         paths, source = _inputs(work / "in", args.frames, args.seed)
         doc["input"] = {"files": len(paths), "size": 512, "format": "8-bit PNG", "source": source}
@@ -343,21 +364,22 @@ def main(argv: list[str] | None = None) -> dict:
         legs = Legs(work, key_file, HERE.parent / "src")
         rows = doc["legs"] = []
 
-        def leg(name: str, n: int, plain_kw: dict, obf_kw: dict, **extra) -> None:
-            r = {"leg": name, **extra, **pair(legs, n, plain_kw, obf_kw, args.repeats)}
-            rows.append(r)
-            print(f"  {name:28s} {r.get('workers', '')} worker(s), {n} frames: plain {r['plain_fps']:.1f} fps, "
-                  f"obfuscate {r['obfuscate_fps']:.1f} fps, ratio {r['ratio']:.2f} (load {_load()})", flush=True)
+        def leg(name: str, n: int, plain_kw: dict, obf_kw: dict) -> None:
+            by_w = pairs(legs, n, plain_kw, obf_kw, args.repeats, list(args.workers))
+            for w in args.workers:
+                r = {"leg": name, "workers": w, **by_w[w]}
+                rows.append(r)
+                print(f"  {name:28s} {w} worker(s), {n} frames: plain {r['plain_fps']:.1f} fps, "
+                      f"obfuscate {r['obfuscate_fps']:.1f} fps, ratio {r['ratio']:.2f} "
+                      f"(runs {r['obfuscate']['all_seconds']} s; load {_load()})", flush=True)
 
-        for w in args.workers:
-            leg("paper VAE, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE, workers=w),
-                dict(in_dir=work / "in", extra=["--model", str(model_dir)], workers=w), workers=w)
-            for name, extra, fmt in [s for s in NETWORK_FREE if s[0] in args.schemes]:
-                n = len(paths) if name == "map-only" else args.scheme_frames
-                in_dir = work / "in" if name == "map-only" else scheme_in
-                leg(f"{name}, native 512 px" + (" (npy)" if fmt == "npy" else ""), n,
-                    dict(in_dir=in_dir, size=0, workers=w), dict(in_dir=in_dir, extra=extra, workers=w, fmt=fmt),
-                    workers=w)
+        leg("paper VAE, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE),
+            dict(in_dir=work / "in", extra=["--model", str(model_dir)]))
+        for name, extra, fmt in [s for s in NETWORK_FREE if s[0] in args.schemes]:
+            n = len(paths) if name == "map-only" else args.scheme_frames
+            in_dir = work / "in" if name == "map-only" else scheme_in
+            leg(f"{name}, native 512 px" + (" (npy)" if fmt == "npy" else ""), n,
+                dict(in_dir=in_dir, size=0), dict(in_dir=in_dir, extra=extra, fmt=fmt))
         if not args.no_baseline:
             src = _baseline_src(args.baseline, work)
             if src is not None:

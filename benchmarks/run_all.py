@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine, now  # noqa: E402
 
 SCRIPTS = {
-    "e2e": ("obfuscate_e2e.py", ["--repeats", "2"],
+    "e2e": ("obfuscate_e2e.py", ["--repeats", "3"],
             ["--frames", "8", "--schemes", "map-only", "--no-baseline", "--workers", "1", "--stage-frames", "2",
              "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1"]),
     "throughput": ("obfuscation_throughput.py", [],
@@ -203,7 +203,9 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
              "512 px size and are compared with plain without the resize. obfuscate writes PNGs with its default "
              "`--png fast` (zlib level 1; the same pixels as `--png compat`, the earlier bytes). BEFORE rows run the same command on the "
              "code before issue 17, in the same run. Best of "
-             f"{e['repeats']} alternating run(s).", "",
+             f"{e['repeats']} alternating run(s)" + (
+                 "; a leg's 1- and 2-worker runs interleave (same minutes), and the disk is synced before every "
+                 "clock starts" if e.get("interleaved") else "") + ".", "",
              "| leg | workers | frames | plain fps | obfuscate fps | obfuscate / plain | load (1 min) | "
              f"ratio in the previous run{prev_when} | ratio before (issue 17) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in e["legs"]:
@@ -214,12 +216,15 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
                      f"{'' if prev is None else _f(prev)} | {old} |")
     lines += ["", "Targets: >= 0.9 for the map and every network-free scheme, >= 0.5 for the VAE at 256 px "
               "(1 worker, 1,000 frames); 2 workers >= 1.8 x 1 worker.", "",
-              f"| leg | plain 2 / 1 workers | obfuscate 2 / 1 workers | obfuscate 2 / 1 in the previous run{prev_when} |",
-              "|---|---:|---:|---:|"]
+              f"| leg | plain 2 / 1 workers | obfuscate 2 / 1 workers | obfuscate 2 / 1 in the previous run{prev_when} "
+              "| obfuscate runs, s: 1 worker / 2 workers |",
+              "|---|---:|---:|---:|---|"]
     prev_scaling = (e.get("previous") or {}).get("scaling_2_over_1") or {}
+    runs = {(r["leg"], r.get("workers")): r["obfuscate"].get("all_seconds", []) for r in e["legs"]}
     for k, v in e["scaling_2_over_1"].items():
         p = prev_scaling.get(k, {}).get("obfuscate")
-        lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} | {'' if p is None else _f(p)} |")
+        spread = " / ".join(", ".join(f"{x:.2f}" for x in runs.get((k, w), [])) for w in (1, 2))
+        lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} | {'' if p is None else _f(p)} | {spread} |")
     st = e["stages"]
     lines += ["", f"Per-frame cost, ms (one process, one torch thread, {st['frames']} frames; the VAE path sums to "
               f"{_f(st['vae_path_total_ms'], 1)} ms, the plain 256 px loop to {_f(st['plain_256_total_ms'], 1)} ms; "
