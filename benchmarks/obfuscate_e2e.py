@@ -29,7 +29,8 @@ One command, one run, the same input files for every leg:
 Legs alternate (plain, obfuscate, plain, ...) and the best of ``--repeats`` is kept; a leg's 1- and
 2-worker runs interleave (every repeat runs both), so its scaling ratio compares runs of the same
 minutes; ``os.sync()`` runs before every clock starts (the plain loop's unsynced files must not be
-written back inside the next command's time); every run's seconds and the load averages before and
+written back inside the next command's time) and no run's outputs are deleted before the end (see
+``Legs._discard``: on ext4 without a journal, freshly freed inodes slow down file creation); every run's seconds and the load averages before and
 after it are kept in the JSON. 2-worker figures only mean something on a quiet machine with at
 least 2 free cores.
 
@@ -60,6 +61,7 @@ from _common import BENCH_KEY, Timer, at_size, fitted_obfuscator, input_frames, 
 BASELINE = "b5bee8f"  # main before issue 17's changes
 SIZE = 256
 FIT_SIZE = 128
+MIN_FREE = 8 << 30  # bytes left free on the work folder's disk before the trash is emptied mid-run
 NETWORK_FREE = [("map-only", ["--scheme", "paper"], "png"), ("blockwise", ["--scheme", "blockwise"], "png"),
                 ("pixelate", ["--scheme", "pixelate"], "png"), ("blur", ["--scheme", "blur"], "png"),
                 ("svd", ["--scheme", "svd"], "npy"), ("randenc", ["--scheme", "randenc"], "npy")]
@@ -118,16 +120,36 @@ class Legs:
         self.plain_py = work / "plain_loop.py"
         self.plain_py.write_text(PLAIN)
         self.n = 0
+        self.trash_emptied = 0
 
     def _out(self) -> Path:
         self.n += 1
         return self.work / f"out{self.n}"
 
+    def _discard(self, out: Path) -> None:
+        """Move a run's output out of the way without deleting it.
+
+        On ext4 without a journal (this machine's root file system), creating a file skips every
+        inode freed in the last 60-300 s, one by one (``recently_deleted`` in ``fs/ext4/ialloc.c``),
+        so deleting the 1,000 files of one run made the next run's file creations slower, and more so
+        with 2 processes creating files side by side (``recently_deleted`` led the kernel profile of a
+        2-worker run). Outputs go to ``trash/`` and are deleted at the end; only when the free space
+        falls below ``MIN_FREE`` is the trash emptied during the run, followed by a 300 s pause,
+        recorded in the JSON (``trash_emptied``).
+        """
+        trash = self.work / "trash"
+        trash.mkdir(exist_ok=True)
+        out.rename(trash / out.name)
+        if shutil.disk_usage(self.work).free < MIN_FREE:
+            shutil.rmtree(trash)
+            self.trash_emptied += 1
+            time.sleep(300)
+
     def plain(self, in_dir: Path, *, size: int, workers: int) -> dict:
         out = self._out()
         before = _load()
         s = _timed([sys.executable, str(self.plain_py), str(in_dir), str(out), str(size), str(workers)], self.env)
-        shutil.rmtree(out)
+        self._discard(out)
         return {"seconds": s, "load_before": before, "load_after": _load()}
 
     def obfuscate(self, in_dir: Path, extra: list[str], *, workers: int, fmt: str = "png",
@@ -137,8 +159,10 @@ class Legs:
         cmd = [sys.executable, "-m", "medcloak", "obfuscate", str(in_dir), str(out), "--key", str(self.key_file),
                "--workers", str(workers), "--format", fmt, "--no-progress", *extra]
         s = _timed(cmd, env or self.env)
-        shutil.rmtree(out)
-        Path(f"{out}.names.jsonl").unlink(missing_ok=True)
+        self._discard(out)
+        names = Path(f"{out}.names.jsonl")
+        if names.exists():
+            names.rename(self.work / "trash" / names.name)
         return {"seconds": s, "load_before": before, "load_after": _load()}
 
 
@@ -398,6 +422,7 @@ def main(argv: list[str] | None = None) -> dict:
             name: {"plain": by[(name, 2)]["plain_fps"] / by[(name, 1)]["plain_fps"],
                    "obfuscate": by[(name, 2)]["obfuscate_fps"] / by[(name, 1)]["obfuscate_fps"]}
             for name in dict.fromkeys(r["leg"] for r in rows) if (name, 1) in by and (name, 2) in by}
+        doc["trash_emptied"] = legs.trash_emptied
         doc["stages"] = stages(paths[: args.stage_frames], model_dir, work)
         doc["vae_flops"] = flop_rate(model_dir, args.flop_frames)
     finally:
