@@ -30,9 +30,9 @@ Legs alternate (plain, obfuscate, plain, ...) and the best of ``--repeats`` is k
 2-worker runs interleave (every repeat runs both), so its scaling ratio compares runs of the same
 minutes; ``os.sync()`` runs before every clock starts (the plain loop's unsynced files must not be
 written back inside the next command's time) and no run's outputs are deleted before the end (see
-``Legs._discard``: on ext4 without a journal, freshly freed inodes slow down file creation); every run's seconds and the load averages before and
-after it are kept in the JSON. 2-worker figures only mean something on a quiet machine with at
-least 2 free cores.
+``Legs._discard``: on ext4 without a journal, freshly freed inodes slow down file creation); every
+run's seconds and the load averages before and after it are kept in the JSON. 2-worker figures
+only mean something on a quiet machine with at least 2 free cores.
 
 Usage::
 

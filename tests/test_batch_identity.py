@@ -192,3 +192,30 @@ def test_blas_schemes_write_the_same_bytes_with_one_or_two_workers(tmp_path):
         runs[workers] = _outputs(out)
     assert runs[1] == runs[2] and len(runs[1]) == 4
     assert [i["num_threads"] for i in threadpool_info()] == before
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_npy_outputs_go_through_the_background_writer_with_the_bytes_of_np_save(tmp_path, workers):
+    """``--format npy`` hands ``np.save``'s bytes to the same background writer as the PNGs (it used
+    to fsync each file in the compute thread and read it back for its SHA-256): the files are
+    ``np.save`` of the scheme's float32 output, and the manifest's hashes are the files' own."""
+    from medcloak.obfuscation.scheme import make_scheme
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (32, 16), dtype=np.uint8)).save(src / f"f{i}.png")
+    s = obfuscate_tree(src, tmp_path / "out", key=KEY, scheme="randenc", fmt="npy", workers=workers,
+                       keep_names=True, progress=False)
+    assert s.ok and s.done == 3
+    files = _outputs(tmp_path / "out")  # also checks the manifest's SHA-256s against the files
+    scheme = make_scheme("randenc").fit(None, KEY)
+    for name, outs in files.items():
+        expect = []
+        for frame in scheme.apply(_read_float(src / name)):
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(frame, dtype=np.float32), allow_pickle=False)
+            expect.append(buf.getvalue())
+        assert outs == expect, name
+    assert not list((tmp_path / "out").glob(".*.tmp"))

@@ -41,6 +41,7 @@ __all__ = [
     "PNG_ENCODINGS",
     "png_bytes",
     "write_npy",
+    "npy_bytes",
 ]
 
 #: ITU-R BT.601 luma weights for R, G, B.
@@ -372,11 +373,16 @@ def write_npy(path: str | os.PathLike, arr: np.ndarray) -> None:
     Float images are stored as float32 (the library convention); other dtypes (e.g. bool
     masks, uint8 labels) are stored as they are.
     """
+    atomic_write_bytes(Path(path), npy_bytes(arr, where=path))
+
+
+def npy_bytes(arr: np.ndarray, *, where: str | os.PathLike | None = None) -> bytes:
+    """The bytes :func:`write_npy` writes for ``arr`` (float32 for floats, no pickling)."""
     a = np.asarray(arr)
     if a.dtype == object:
-        raise MedcloakError("write_npy cannot store object arrays", path)
+        raise MedcloakError("write_npy cannot store object arrays", where)
     if np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float32)
     buf = _io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    return buf.getvalue()

@@ -196,6 +196,25 @@ class StopRun(MedcloakError):
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
+def _write_files(names: list[str], datas) -> list[str]:
+    """Hand each output's bytes to the task's :class:`DurableWriter` (or a writer of its own, closed
+    before returning); the SHA-256s are those of the bytes handed over, not read back."""
+    st = STATE
+    shas = []
+    writer = st.get("writer") or DurableWriter()
+    try:
+        for name, data in zip(names, datas):
+            writer.write(st["out_root"] / name, data)
+            shas.append(hashlib.sha256(data).hexdigest())
+        if "writer" not in st:
+            writer.close()
+    except OSError as exc:
+        if exc.errno in _FATAL_ERRNOS:
+            raise StopRun(f"cannot write output ({exc.strerror}); the run stops", st["out_root"]) from None
+        raise
+    return shas
+
+
 def _process(rel: str, spec: OutputSpec) -> tuple[list[str], list[str], int, str | None]:
     """Obfuscate one input file; returns (output relpaths, their sha256, frame count, warning)."""
     from medcloak.io.load import read_frames, sniff_format
@@ -231,36 +250,24 @@ def _process(rel: str, spec: OutputSpec) -> tuple[list[str], list[str], int, str
 
         codes = obf.apply_codes(stack, bits=bits)
         names = spec.names(codes.shape[0])
-        shas = []
-        writer = st.get("writer") or DurableWriter()
-        try:
-            for i, name in enumerate(names):
-                data = png_bytes(codes[i], bits=bits, encoding=spec.png)
-                writer.write(st["out_root"] / name, data)
-                shas.append(hashlib.sha256(data).hexdigest())  # the bytes just written, not read back
-            if "writer" not in st:
-                writer.close()
-        except OSError as exc:
-            if exc.errno in _FATAL_ERRNOS:
-                raise StopRun(f"cannot write output ({exc.strerror}); the run stops", st["out_root"]) from None
-            raise
-        return names, shas, int(codes.shape[0]), warning
+        return names, _write_files(names, (png_bytes(c, bits=bits, encoding=spec.png) for c in codes)), \
+            int(codes.shape[0]), warning
     out = obf.apply(stack)
     names = spec.names(out.shape[0])
+    if fmt == "npy":  # the bytes write_npy writes, handed to the background writer like the PNGs
+        from medcloak.io.images import npy_bytes
+
+        return names, _write_files(names, (npy_bytes(f) for f in out)), int(out.shape[0]), warning
+    # DICOM: written here, its dataset built from the source file's
+    from medcloak.io.dicom import read_dicom_dataset, write_dicom
+
     try:
-        for i, name in enumerate(names):
-            dst = st["out_root"] / name
-            if fmt == "npy":
-                from medcloak.io.images import write_npy
-
-                write_npy(dst, out[i])
-            else:
-                from medcloak.io.dicom import read_dicom_dataset, write_dicom
-
-                source = read_dicom_dataset(src, force=True) if sniff_format(src) in ("dicom", "dicom-raw") else None
-                if source is not None and burned == "YES" and spec.burned_in == "mask":
-                    source.BurnedInAnnotation = "NO"  # in memory only: the masked pixels are written
-                write_dicom(dst, out, source=source, uid_mapper=st["uid_mapper"], description=_DESCRIPTION)
+        for name in names:
+            source = read_dicom_dataset(src, force=True) if sniff_format(src) in ("dicom", "dicom-raw") else None
+            if source is not None and burned == "YES" and spec.burned_in == "mask":
+                source.BurnedInAnnotation = "NO"  # in memory only: the masked pixels are written
+            write_dicom(st["out_root"] / name, out, source=source, uid_mapper=st["uid_mapper"],
+                        description=_DESCRIPTION)
         return names, [sha256_file(st["out_root"] / n) for n in names], int(out.shape[0]), warning
     except OSError as exc:
         if exc.errno in _FATAL_ERRNOS:
