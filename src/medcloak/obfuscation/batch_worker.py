@@ -52,8 +52,11 @@ class DurableWriter:
     target folder, which a resumed run removes; ``fsync``; rename), so the caller goes on with the
     next frame while the disk works: an ``fsync`` cost 4-6 ms per file on a loaded 2-core machine,
     as much as decoding and mapping a 512 px frame, and creating the temporary file in the caller
-    made it wait for the file system's journal whenever another file's ``fsync`` was committing
-    (about 1 ms per file in the 256 px VAE run). :meth:`wait` returns once every file handed over
+    cost about 1 ms per file in the 256 px VAE run (inode allocation; on this machine's ext4, which
+    has no journal, most of it was the kernel skipping the inodes of files deleted in the last
+    60-300 s, see ``Legs._discard`` in ``benchmarks/obfuscate_e2e.py``). With one worker these
+    threads use the otherwise idle core, which is one reason 2 workers gain less than 2x over 1
+    for the fastest schemes. PNG and ``.npy`` outputs go through it. :meth:`wait` returns once every file handed over
     is durable under its final name, and raises the first error; the worker calls it before it
     reports a file done, so a manifest record never names an output that is not on disk. The
     guarantee per file is that of :func:`~medcloak.io.atomic.atomic_write_bytes` (whole file or
