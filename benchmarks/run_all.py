@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine, now  # noqa: E402
 
 SCRIPTS = {
-    "e2e": ("obfuscate_e2e.py", ["--repeats", "2"],
+    "e2e": ("obfuscate_e2e.py", ["--repeats", "3"],
             ["--frames", "8", "--schemes", "map-only", "--no-baseline", "--workers", "1", "--stage-frames", "2",
              "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1"]),
     "throughput": ("obfuscation_throughput.py", [],

@@ -440,7 +440,7 @@ def test_unwritable_output_and_read_only_manifest(tmp_path, key_file, capsys, mo
 @pytest.mark.parametrize("where", ["mkstemp", "fsync"])
 def test_disk_full_stops_the_run_with_one_line(tmp_path, key_file, capsys, monkeypatch, where):
     """The disk fills when an output file is created, or only when its data is synced (the
-    output writer syncs each task's files at the end of the task)."""
+    output writer syncs in a background thread)."""
     import tempfile
 
     src = tmp_path / "in"

@@ -9,11 +9,9 @@ item too (disk full, read-only output).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import multiprocessing
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -47,79 +45,61 @@ def one_line(exc: BaseException) -> str:
 
 
 class DurableWriter:
-    """Atomic output files, written at once and made durable together at the end of a task.
+    """Atomic output files written and fsynced beside the computation of the next frames.
 
-    :meth:`write` writes the bytes to a temporary file ``.<name>.<rand>.tmp`` in the target folder
-    (which a resumed run removes) and keeps it open; :meth:`wait` fsyncs every file written since
-    the last call, closes it and renames it to its final name, in order, and raises the first
-    error (a failed file leaves no temporary behind). The worker calls it before it reports a task
-    done, so a manifest record never names an output that is not durable on disk; the guarantee per
-    file is that of :func:`~medcloak.io.atomic.atomic_write_bytes` (whole file or none, fsynced
-    before the rename). By the end of a task of 8 files the kernel has written most of them back,
-    so the fsyncs mostly confirm.
-
-    This replaced background writer threads (measured on the 2-core machine, alternating runs of
-    1,000 frames, outputs kept): the threads' GIL hand-offs and cross-thread frees cost system time
-    (svd ``.npy``: 2.9-3.9 s per run, now 0.2-0.3 s; pixelate 0.6-0.9 s, now 0.2-0.3 s) and, with 2
-    workers, ~9,000-11,000 involuntary context switches per run (now 450-990); 2 workers then ran
-    svd in 9.1-9.6 s instead of 10.6-11.6 s, and 1 worker was as fast or faster for every scheme.
+    :meth:`write` hands the bytes to a background thread that writes them with
+    :func:`medcloak.io.atomic.atomic_write_bytes` (a temporary file ``.<name>.<rand>.tmp`` in the
+    target folder, which a resumed run removes; ``fsync``; rename), so the caller goes on with the
+    next frame while the disk works: an ``fsync`` cost 4-6 ms per file on a loaded 2-core machine,
+    as much as decoding and mapping a 512 px frame, and creating the temporary file in the caller
+    cost about 1 ms per file in the 256 px VAE run (inode allocation; on this machine's ext4, which
+    has no journal, most of it was the kernel skipping the inodes of files deleted in the last
+    60-300 s, see ``Legs._discard`` in ``benchmarks/obfuscate_e2e.py``). With one worker these
+    threads use the otherwise idle core, which is one reason 2 workers gain less than 2x over 1
+    for the fastest schemes. PNG and ``.npy`` outputs go through it. :meth:`wait` returns once every file handed over
+    is durable under its final name, and raises the first error; the worker calls it before it
+    reports a file done, so a manifest record never names an output that is not on disk. The
+    guarantee per file is that of :func:`~medcloak.io.atomic.atomic_write_bytes` (whole file or
+    none, fsynced before the rename).
     """
 
-    MAX_OPEN = 64  # files kept open before :meth:`write` makes them durable (a long cine, the fd limit)
+    def __init__(self, threads: int = 2):
+        from concurrent.futures import ThreadPoolExecutor
 
-    def __init__(self):
-        self._pending: list[tuple[int, str, Path]] = []
-        self._folders: set[Path] = set()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medcloak-write")
+        self._pending: list = []
 
     def write(self, path: Path, data: bytes, *, mode: int = 0o644) -> None:
-        import tempfile
+        from medcloak.io.atomic import atomic_write_bytes
 
-        if len(self._pending) >= self.MAX_OPEN:
-            self.wait()
-        path = Path(path)
-        if path.parent not in self._folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(path.parent)
-        # the temporary name stays short (a long final name plus the random part would exceed 255 bytes)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        self._pending.append((fd, tmp, path))
+        self._pending.append(self._pool.submit(atomic_write_bytes, Path(path), data, mode=mode))
 
     def wait(self) -> None:
-        """Make every file written since the last call durable under its final name; raise the
-        first error once all of them were handled (the failed ones leave no temporary behind)."""
+        """Block until every file is durable and renamed; raise the first error (a failed file
+        leaves no temporary behind: :func:`~medcloak.io.atomic.atomic_write_bytes` removes it)."""
         pending, self._pending = self._pending, []
         first = None
-        for fd, tmp, path in pending:
+        for fut in pending:
             try:
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, path)
+                fut.result()
             except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finished
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
                 first = first or exc
         if first is not None:
             raise first
 
     def close(self) -> None:
-        self.wait()
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
     def close_quietly(self) -> None:
-        """Finish what is pending (errors were reported by :meth:`wait` or are moot)."""
-        with contextlib.suppress(BaseException):
+        """Finish what is pending (errors were reported by :meth:`wait` or are moot) and stop."""
+        try:
             self.wait()
+        except BaseException:  # noqa: BLE001
+            pass
+        self._pool.shutdown(wait=True)
 
 
 # ------------------------------------------------------------------------------ workers
@@ -305,7 +285,7 @@ def run_task(task: list[tuple[str, OutputSpec, str]]) -> list[dict]:
     the error is about the input file (``reason``, made pseudonymous by the main process).
     """
     results = []
-    writer = STATE["writer"] = DurableWriter()  # fsyncs at the end of the task; all done before we return
+    writer = STATE["writer"] = DurableWriter()  # fsyncs overlap the next frames; all done before we return
     try:
         for rel, spec, in_sha in task:
             try:
