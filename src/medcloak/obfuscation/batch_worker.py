@@ -9,6 +9,7 @@ item too (disk full, read-only output).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import multiprocessing
@@ -56,11 +57,11 @@ class DurableWriter:
     has no journal, most of it was the kernel skipping the inodes of files deleted in the last
     60-300 s, see ``Legs._discard`` in ``benchmarks/obfuscate_e2e.py``). With one worker these
     threads use the otherwise idle core, which is one reason 2 workers gain less than 2x over 1
-    for the fastest schemes. PNG and ``.npy`` outputs go through it. :meth:`wait` returns once every file handed over
-    is durable under its final name, and raises the first error; the worker calls it before it
-    reports a file done, so a manifest record never names an output that is not on disk. The
-    guarantee per file is that of :func:`~medcloak.io.atomic.atomic_write_bytes` (whole file or
-    none, fsynced before the rename).
+    for the fastest schemes. PNG and ``.npy`` outputs go through it. :meth:`wait` returns once
+    every file handed over is durable under its final name, and raises the first error; the worker
+    calls it before it reports a file done, so a manifest record never names an output that is not
+    on disk. The guarantee per file is that of :func:`~medcloak.io.atomic.atomic_write_bytes`
+    (whole file or none, fsynced before the rename).
     """
 
     def __init__(self, threads: int = 2):
@@ -199,22 +200,30 @@ class StopRun(MedcloakError):
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
+@contextlib.contextmanager
+def _stop_if_fatal():
+    """Turn a write error that dooms every later item too (:data:`_FATAL_ERRNOS`) into
+    :class:`StopRun`; other ``OSError``\ s pass through."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _FATAL_ERRNOS:
+            raise StopRun(f"cannot write output ({exc.strerror}); the run stops", STATE["out_root"]) from None
+        raise
+
+
 def _write_files(names: list[str], datas) -> list[str]:
     """Hand each output's bytes to the task's :class:`DurableWriter` (or a writer of its own, closed
     before returning); the SHA-256s are those of the bytes handed over, not read back."""
     st = STATE
     shas = []
     writer = st.get("writer") or DurableWriter()
-    try:
+    with _stop_if_fatal():
         for name, data in zip(names, datas):
             writer.write(st["out_root"] / name, data)
             shas.append(hashlib.sha256(data).hexdigest())
         if "writer" not in st:
             writer.close()
-    except OSError as exc:
-        if exc.errno in _FATAL_ERRNOS:
-            raise StopRun(f"cannot write output ({exc.strerror}); the run stops", st["out_root"]) from None
-        raise
     return shas
 
 
@@ -264,7 +273,7 @@ def _process(rel: str, spec: OutputSpec) -> tuple[list[str], list[str], int, str
     # DICOM: written here, its dataset built from the source file's
     from medcloak.io.dicom import read_dicom_dataset, write_dicom
 
-    try:
+    with _stop_if_fatal():
         for name in names:
             source = read_dicom_dataset(src, force=True) if sniff_format(src) in ("dicom", "dicom-raw") else None
             if source is not None and burned == "YES" and spec.burned_in == "mask":
@@ -272,10 +281,6 @@ def _process(rel: str, spec: OutputSpec) -> tuple[list[str], list[str], int, str
             write_dicom(st["out_root"] / name, out, source=source, uid_mapper=st["uid_mapper"],
                         description=_DESCRIPTION)
         return names, [sha256_file(st["out_root"] / n) for n in names], int(out.shape[0]), warning
-    except OSError as exc:
-        if exc.errno in _FATAL_ERRNOS:
-            raise StopRun(f"cannot write output ({exc.strerror}); the run stops", st["out_root"]) from None
-        raise
 
 
 def run_task(task: list[tuple[str, OutputSpec, str]]) -> list[dict]:
@@ -299,10 +304,9 @@ def run_task(task: list[tuple[str, OutputSpec, str]]) -> list[dict]:
                 results.append({"input": rel, "input_sha256": in_sha, "frames": 0, "outputs": [],
                                 "output_sha256": [], "status": "error", "error": one_line(exc), "reason": reason})
         try:
-            writer.wait()
+            with _stop_if_fatal():
+                writer.wait()
         except OSError as exc:
-            if exc.errno in _FATAL_ERRNOS:
-                raise StopRun(f"cannot write output ({exc.strerror}); the run stops", STATE["out_root"]) from None
             why = f"cannot write output ({exc.strerror or type(exc).__name__})"
             return [r if r["status"] != "ok" else
                     {**r, "frames": 0, "outputs": [], "output_sha256": [], "status": "error",
