@@ -192,3 +192,18 @@ def test_pseudonym_is_keyed_stable_and_label_separated():
     assert len(a.pseudonym("output-name", "caf\udce9.png")) == 16
     with pytest.raises(MedcloakError):
         a.pseudonym("patient", name, length=4)
+
+
+def test_pseudonym_sub_keys_are_cached_per_label_with_the_same_values():
+    """Each label's HMAC sub-key is derived once per key (a batch names every file several
+    times); the values stay HMAC-SHA256 under ``derive(label, 32)``, and a fixed key's pseudonym is
+    the one it always was."""
+    import hashlib
+    import hmac
+
+    k = Key(bytes(range(32)))
+    for label, value in [("input", "a/b.png"), ("output-name", "a/b.png\x000"), ("input", "c.dcm")]:
+        expect = hmac.new(k.derive(label, 32), value.encode(), hashlib.sha256).hexdigest()[:16]
+        assert k.pseudonym(label, value) == expect == k.pseudonym(label, value)
+    assert k.pseudonym("input", "a/b.png") != k.pseudonym("output-name", "a/b.png")
+    assert Key(bytes(32)).pseudonym("input", "a/b.png") != k.pseudonym("input", "a/b.png")  # not shared across keys
