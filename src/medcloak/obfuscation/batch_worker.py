@@ -203,7 +203,7 @@ _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 @contextlib.contextmanager
 def _stop_if_fatal():
     """Turn a write error that dooms every later item too (:data:`_FATAL_ERRNOS`) into
-    :class:`StopRun`; other ``OSError``\ s pass through."""
+    :class:`StopRun`; other ``OSError`` exceptions pass through."""
     try:
         yield
     except OSError as exc:
