@@ -28,7 +28,9 @@ One command, one run, the same input files for every leg:
 
 Legs alternate (plain, obfuscate, plain, ...) and the best of ``--repeats`` is kept; a leg's 1- and
 2-worker runs interleave (every repeat runs both), so its scaling ratio compares runs of the same
-minutes; ``os.sync()`` runs before every clock starts (the plain loop's unsynced files must not be
+minutes, and ``--scaling-repeats`` adds rounds of obfuscate alone (1 and 2 workers) for that ratio,
+reported as best / best and as the median and range of the rounds' own ratios; ``os.sync()`` runs
+before every clock starts (the plain loop's unsynced files must not be
 written back inside the next command's time) and no run's outputs are deleted before the end (see
 ``Legs._discard``: on ext4 without a journal, freshly freed inodes slow down file creation); every
 run's seconds and the load averages before and after it are kept in the JSON. 2-worker figures
@@ -36,7 +38,7 @@ only mean something on a quiet machine with at least 2 free cores.
 
 Usage::
 
-    python benchmarks/obfuscate_e2e.py --repeats 3 --out benchmarks/results/obfuscate_e2e.json  # ~33 min, 2 quiet cores
+    python benchmarks/obfuscate_e2e.py --repeats 3 --scaling-repeats 4 --out e2e.json  # ~47 min, 2 quiet cores
     python benchmarks/obfuscate_e2e.py --frames 8 --schemes map-only --no-baseline --workers 1 \
         --stage-frames 2 --flop-frames 2 --fit-frames 8 --fit-epochs 1                              # smoke
 """
@@ -117,6 +119,7 @@ class Legs:
     def __init__(self, work: Path, key_file: Path, src: Path):
         self.work, self.key_file = work, key_file
         self.env = {**os.environ, "PYTHONPATH": str(src)}
+        _compile(src)
         self.plain_py = work / "plain_loop.py"
         self.plain_py.write_text(PLAIN)
         self.n = 0
@@ -176,11 +179,18 @@ def pair(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int) -> dict
     return pairs(legs, n, plain_kw, obf_kw, repeats, [None])[None]
 
 
-def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, workers: list) -> dict:
+def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, workers: list,
+          scaling_repeats: int = 0) -> dict:
     """:func:`pair` for several worker counts, interleaved: each repeat runs every worker count
     (plain and obfuscate alternating, the order reversed every other repeat), so the 2 / 1 worker
     ratios compare runs of the same minutes, not of two moments ten minutes apart on a machine
-    whose speed drifts by 10 %. ``None`` keeps the worker count of the keyword arguments."""
+    whose speed drifts by 10 %. ``None`` keeps the worker count of the keyword arguments.
+
+    ``scaling_repeats`` more rounds then run obfuscate alone for every worker count (order reversed
+    every other round): the workers' scaling of a 3-8 s leg swung by 1.6-1.9 between the rounds of
+    one run, so it is judged on ``repeats + scaling_repeats`` rounds (``obfuscate_rounds``, one
+    entry per round, in order); the obfuscate / plain ratios use the first ``repeats`` only.
+    """
     plains: dict = {w: [] for w in workers}
     obfs: dict = {w: [] for w in workers}
     for r in range(repeats):
@@ -192,12 +202,29 @@ def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, worker
                     plains[w].append(legs.plain(**{**plain_kw, **wk}))
                 else:
                     obfs[w].append(legs.obfuscate(**{**obf_kw, **wk}))
+    more: dict = {w: [] for w in workers}
+    for r in range(scaling_repeats):
+        for w in (workers if (repeats + r) % 2 == 0 else workers[::-1]):
+            more[w].append(legs.obfuscate(**{**obf_kw, **({} if w is None else {"workers": w})}))
     out = {}
     for w in workers:
         p, o = _best(plains[w]), _best(obfs[w])
         out[w] = {"frames": n, "plain": p, "obfuscate": o, "plain_fps": n / p["seconds"],
-                  "obfuscate_fps": n / o["seconds"], "ratio": p["seconds"] / o["seconds"]}
+                  "obfuscate_fps": n / o["seconds"], "ratio": p["seconds"] / o["seconds"],
+                  "obfuscate_rounds": [round(x["seconds"], 3) for x in obfs[w] + more[w]]}
     return out
+
+
+def scaling(one: dict, two: dict) -> dict:
+    """2 / 1 workers for plain (best of its runs) and obfuscate: the best of all rounds of each, and
+    each round's own ratio (1 and 2 workers ran in the same minutes) with their median and range."""
+    r1, r2 = one["obfuscate_rounds"], two["obfuscate_rounds"]
+    per = sorted(a / b for a, b in zip(r1, r2))
+    mid = len(per) // 2
+    median = per[mid] if len(per) % 2 else (per[mid - 1] + per[mid]) / 2
+    return {"plain": two["plain_fps"] / one["plain_fps"], "obfuscate": min(r1) / min(r2),
+            "obfuscate_rounds": len(per), "obfuscate_round_median": median,
+            "obfuscate_round_min": per[0], "obfuscate_round_max": per[-1]}
 
 
 # ------------------------------------------------------------------------------ stages
@@ -335,6 +362,15 @@ def _subset(paths: list[Path], folder: Path) -> Path:
     return folder
 
 
+def _compile(src: Path) -> None:
+    """Byte-compile a measured tree as an installed package would be (``pip install`` does; an
+    editable install under PYTHONDONTWRITEBYTECODE, as on the 2-core machine, compiles ~30 modules
+    again in every process)."""
+    import compileall
+
+    compileall.compile_dir(str(src), quiet=2)
+
+
 def _baseline_src(commit: str, work: Path) -> Path | None:
     dest = work / f"baseline-{commit}"
     dest.mkdir()
@@ -345,6 +381,7 @@ def _baseline_src(commit: str, work: Path) -> Path | None:
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         print(f"baseline {commit} unavailable ({exc}); skipped", flush=True)
         return None
+    _compile(dest / "src")
     return dest / "src"
 
 
@@ -354,6 +391,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--scheme-frames", type=int, default=1000, help="files for the other network-free schemes")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1, help="alternating runs per leg (best kept)")
+    ap.add_argument("--scaling-repeats", type=int, default=0,
+                    help="further rounds of obfuscate alone per leg, 1 and 2 workers interleaved, for the 2 / 1 "
+                         "worker ratio (judged on all rounds: best of each, and the median of the rounds' ratios)")
     ap.add_argument("--schemes", nargs="+", default=[n for n, _e, _f in NETWORK_FREE],
                     help="network-free schemes to time (default all)")
     ap.add_argument("--stage-frames", type=int, default=48)
@@ -372,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="medcloak-e2e-"))
     doc = {"benchmark": "obfuscate_e2e", "date": now(), "machine": machine(), "load_at_start": _load(),
            "frames": args.frames, "scheme_frames": args.scheme_frames, "repeats": args.repeats, "size": SIZE,
-           "interleaved": True}
+           "scaling_repeats": args.scaling_repeats, "interleaved": True}
     try:
         paths, source = _inputs(work / "in", args.frames, args.seed)
         doc["input"] = {"files": len(paths), "size": 512, "format": "8-bit PNG", "source": source}
@@ -389,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows = doc["legs"] = []
 
         def leg(name: str, n: int, plain_kw: dict, obf_kw: dict) -> None:
-            by_w = pairs(legs, n, plain_kw, obf_kw, args.repeats, list(args.workers))
+            by_w = pairs(legs, n, plain_kw, obf_kw, args.repeats, list(args.workers), args.scaling_repeats)
             for w in args.workers:
                 r = {"leg": name, "workers": w, **by_w[w]}
                 rows.append(r)
@@ -419,8 +459,7 @@ def main(argv: list[str] | None = None) -> dict:
         # scaling: 2 workers over 1, for plain and obfuscate
         by = {(r["leg"], r.get("workers")): r for r in rows}
         doc["scaling_2_over_1"] = {
-            name: {"plain": by[(name, 2)]["plain_fps"] / by[(name, 1)]["plain_fps"],
-                   "obfuscate": by[(name, 2)]["obfuscate_fps"] / by[(name, 1)]["obfuscate_fps"]}
+            name: scaling(by[(name, 1)], by[(name, 2)])
             for name in dict.fromkeys(r["leg"] for r in rows) if (name, 1) in by and (name, 2) in by}
         doc["trash_emptied"] = legs.trash_emptied
         doc["stages"] = stages(paths[: args.stage_frames], model_dir, work)
@@ -441,8 +480,10 @@ def report(doc: dict) -> None:
              str(r["obfuscate"]["load_before"][0])] for r in doc["legs"]]
     print_rows("obfuscate end to end vs plain Pillow loop (frames/s, start-up included)",
                ["leg", "workers", "frames", "plain", "obfuscate", "ratio", "load"], rows)
-    rows = [[k, v["plain"], v["obfuscate"]] for k, v in doc["scaling_2_over_1"].items()]
-    print_rows("2 workers / 1 worker (frames/s)", ["leg", "plain", "obfuscate"], rows)
+    rows = [[k, v["plain"], v["obfuscate"], v.get("obfuscate_round_median", ""), v.get("obfuscate_round_min", ""),
+             v.get("obfuscate_round_max", "")] for k, v in doc["scaling_2_over_1"].items()]
+    print_rows("2 workers / 1 worker (frames/s)",
+               ["leg", "plain", "obfuscate (best/best)", "round median", "round min", "round max"], rows)
     print_rows("stages, ms per frame", ["stage", "ms"], [[k, v] for k, v in doc["stages"]["ms_per_frame"].items()])
     f = doc["vae_flops"]
     print(f"\nVAE {f['vae_gflop_per_frame']:.3f} GFLOP/frame, {f['vae_ms_per_frame']:.1f} ms -> "
