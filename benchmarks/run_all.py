@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine, now  # noqa: E402
 
 SCRIPTS = {
-    "e2e": ("obfuscate_e2e.py", ["--repeats", "3"],
+    "e2e": ("obfuscate_e2e.py", ["--repeats", "3", "--scaling-repeats", "4"],
             ["--frames", "8", "--schemes", "map-only", "--no-baseline", "--workers", "1", "--stage-frames", "2",
              "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1"]),
     "throughput": ("obfuscation_throughput.py", [],
@@ -207,7 +207,9 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
                  "; a leg's 1- and 2-worker runs interleave (same minutes), the disk is synced before every "
                  "clock starts, and outputs are kept until the end (deleting 1,000 files made the next run's file "
                  "creations slower on this no-journal ext4: freed inodes are skipped for 60-300 s)"
-                 if e.get("interleaved") else "") + ".", "",
+                 if e.get("interleaved") else "") + (
+                 f"; the 2 / 1 worker ratios use {e['scaling_repeats']} more round(s) of obfuscate alone, 1 and 2 "
+                 "workers interleaved" if e.get("scaling_repeats") else "") + ".", "",
              "| leg | workers | frames | plain fps | obfuscate fps | obfuscate / plain | load (1 min) | "
              f"ratio in the previous run{prev_when} | ratio before (issue 17) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in e["legs"]:
@@ -218,15 +220,21 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
                      f"{'' if prev is None else _f(prev)} | {old} |")
     lines += ["", "Targets: >= 0.9 for the map and every network-free scheme, >= 0.5 for the VAE at 256 px "
               "(1 worker, 1,000 frames); 2 workers >= 1.8 x 1 worker.", "",
-              f"| leg | plain 2 / 1 workers | obfuscate 2 / 1 workers | obfuscate 2 / 1 in the previous run{prev_when} "
-              "| obfuscate runs, s: 1 worker / 2 workers |",
-              "|---|---:|---:|---:|---|"]
+              f"| leg | plain 2 / 1 workers | obfuscate 2 / 1 workers (best / best) | obfuscate, each round's 2 / 1: "
+              f"median [min-max] | obfuscate 2 / 1 in the previous run{prev_when} "
+              "| obfuscate runs, s, in round order: 1 worker / 2 workers |",
+              "|---|---:|---:|---:|---:|---|"]
     prev_scaling = (e.get("previous") or {}).get("scaling_2_over_1") or {}
-    runs = {(r["leg"], r.get("workers")): r["obfuscate"].get("all_seconds", []) for r in e["legs"]}
+    runs = {(r["leg"], r.get("workers")): r.get("obfuscate_rounds") or r["obfuscate"].get("all_seconds", [])
+            for r in e["legs"]}
     for k, v in e["scaling_2_over_1"].items():
         p = prev_scaling.get(k, {}).get("obfuscate")
         spread = " / ".join(", ".join(f"{x:.2f}" for x in runs.get((k, w), [])) for w in (1, 2))
-        lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} | {'' if p is None else _f(p)} | {spread} |")
+        rounds = (f"{_f(v['obfuscate_round_median'])} [{_f(v['obfuscate_round_min'])}-"
+                  f"{_f(v['obfuscate_round_max'])}], {v['obfuscate_rounds']} rounds"
+                  if "obfuscate_round_median" in v else "")
+        lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} | {rounds} | {'' if p is None else _f(p)} "
+                     f"| {spread} |")
     st = e["stages"]
     lines += ["", f"Per-frame cost, ms (one process, one torch thread, {st['frames']} frames; the VAE path sums to "
               f"{_f(st['vae_path_total_ms'], 1)} ms, the plain 256 px loop to {_f(st['plain_256_total_ms'], 1)} ms; "
