@@ -94,8 +94,13 @@ def markdown(doc: dict) -> str:
     ]
     if doc.get("merged_from"):
         mf = doc["merged_from"]
-        lines.append(f"- merged (`--merge`): {', '.join(mf['benchmarks'])} kept from the run of {mf['date']} "
-                     f"(machine: {mf.get('machine') or 'as above'}); the others are from this run")
+        kept: dict = {}  # (date, machine) -> benchmarks measured then
+        for name in mf["benchmarks"]:
+            m = (doc.get("measured") or {}).get(name) or {"date": mf.get("date"), "machine": mf.get("machine")}
+            kept.setdefault((m.get("date"), m.get("machine")), []).append(name)
+        runs = "; ".join(f"{', '.join(names)} measured on {date} (machine: {mach or 'as above'})"
+                         for (date, mach), names in sorted(kept.items(), key=lambda kv: str(kv[0][0])))
+        lines.append(f"- merged (`--merge`): {runs}, kept from earlier runs; the others are from this run")
     lines += [
         "",
         HE_CONTEXT,
@@ -267,10 +272,23 @@ def main(argv: list[str] | None = None) -> dict:
         doc["benchmarks"] = run(names, quick=args.quick, tmp=Path(tmp))
     doc["seconds"] = time.perf_counter() - started
     out = Path(args.out_dir)
+    here = {"date": doc["date"], "machine": (doc.get("machine") or {}).get("cpu_model")}
+    doc["measured"] = {k: here for k in doc["benchmarks"]}
     if args.merge and (out / "results.json").exists():
         old = json.loads((out / "results.json").read_text())
         doc["merged_from"] = {"date": old.get("date"), "benchmarks": sorted(set(old["benchmarks"]) - set(names)),
                               "machine": (old.get("machine") or {}).get("cpu_model")}
+        # when each kept benchmark was measured: a chain of merges must not restamp it with the date
+        # of the run that only carried it along
+        old_mf = old.get("merged_from") or {}
+        old_measured = old.get("measured") or {}
+        for k in doc["merged_from"]["benchmarks"]:
+            if k in old_measured:
+                doc["measured"][k] = old_measured[k]
+            elif k in old_mf.get("benchmarks", []):
+                doc["measured"][k] = {"date": old_mf.get("date"), "machine": old_mf.get("machine")}
+            else:
+                doc["measured"][k] = {"date": old.get("date"), "machine": doc["merged_from"]["machine"]}
         stale = set(names) | ({k for k in old["benchmarks"] if k.startswith("e2e_")} if "e2e" in names else set())
         if "e2e" in names and "e2e" in old["benchmarks"] and "e2e" in doc["benchmarks"]:  # the old ratios, beside the new
             o = old["benchmarks"]["e2e"]
