@@ -41,6 +41,8 @@ SCRIPTS = {
     "e2e": ("obfuscate_e2e.py", ["--repeats", "3", "--scaling-repeats", "4"],
             ["--frames", "8", "--schemes", "map-only", "--no-baseline", "--workers", "1", "--stage-frames", "2",
              "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1"]),
+    "ceiling": ("scaling_ceiling.py", ["--frames", "1000", "--rounds", "4"],
+                ["--frames", "12", "--rounds", "1", "--schemes", "pixelate"]),
     "throughput": ("obfuscation_throughput.py", [],
                    ["--sizes", "32", "--frames", "8", "--repeats", "1", "--breakdown-frames", "4",
                     "--input-size", "48", "--workers", "1", "--fit-frames", "8", "--fit-epochs", "1"]),
@@ -107,6 +109,8 @@ def markdown(doc: dict) -> str:
     ]
     for name in sorted(k for k in b if k.startswith("e2e")):  # e2e, and extra runs kept as e2e_<what>
         lines += _e2e_markdown(b[name], extra=name != "e2e")
+    if "ceiling" in b:
+        lines += _ceiling_markdown(b["ceiling"], b.get("e2e"))
     if "throughput" in b:
         t = b["throughput"]
         lines += ["", "## 1. Obfuscation throughput (frames/s)", "",
@@ -189,6 +193,28 @@ def markdown(doc: dict) -> str:
 ISSUE17_BEFORE = {  # quoted from issue 17 (2-core machine, 240 frames of 512 px in, 256 px out, 1 worker)
     "paper VAE, 256 px": "0.26 (27 vs 106 frames/s; 2 workers 28 frames/s)",
 }
+
+
+def _ceiling_markdown(c: dict, e2e: dict | None) -> list[str]:
+    scaling = (e2e or {}).get("scaling_2_over_1") or {}
+    by_scheme = {k.split(",")[0]: v for k, v in scaling.items()}
+    lines = ["", "## 0b. The ceiling of 2 workers: per-frame work alone, no start-up, no output files", "",
+             f"Run of {c['date']} on {c['machine']['cpu_model']}, load average {c['load_at_start']} at start, "
+             f"{c['seconds']:.0f} s: `python benchmarks/scaling_ceiling.py --frames {c['legs'][0]['frames']} "
+             f"--rounds {c['rounds']}`. Two processes started and warmed up before the clock run the batch "
+             "worker's own code (decode from the page cache, the scheme, PNG / .npy encoding, SHA-256, naming) "
+             "with an output writer that drops the bytes; one process does all frames, or two do half each, "
+             "rounds alternating. Beside it, `obfuscate`'s 2 / 1 ratio from section 0 (whole command).", "",
+             "| leg | 2 / 1, best / best | 2 / 1, each round: median [min-max] | CPU ms per frame, 1 / 2 workers "
+             "| `obfuscate` 2 / 1 (section 0): best / best, round median |",
+             "|---|---:|---:|---:|---:|"]
+    for r in c["legs"]:
+        s = by_scheme.get(r["leg"])
+        cli = f"{_f(s['obfuscate'])}, {_f(s['obfuscate_round_median'])}" if s and "obfuscate_round_median" in s else ""
+        lines.append(f"| {r['leg']} | {_f(r['ratio_best'])} | {_f(r['ratio_round_median'])} "
+                     f"[{_f(r['ratio_round_min'])}-{_f(r['ratio_round_max'])}] | {_f(r['ms_per_frame_1'])} / "
+                     f"{_f(r['ms_per_frame_2'])} | {cli} |")
+    return lines
 
 
 def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
