@@ -199,7 +199,8 @@ def _ceiling_markdown(c: dict, e2e: dict | None) -> list[str]:
     scaling = (e2e or {}).get("scaling_2_over_1") or {}
     by_scheme = {k.split(",")[0]: v for k, v in scaling.items()}
     lines = ["", "## 0b. The ceiling of 2 workers: per-frame work alone, no start-up, no output files", "",
-             f"Run of {c['date']} on {c['machine']['cpu_model']}, load average {c['load_at_start']} at start, "
+             f"Run of {c['date']} on {c['machine']['cpu_model']}, load average "
+             f"{[round(x, 2) for x in c['load_at_start']]} at start, "
              f"{c['seconds']:.0f} s: `python benchmarks/scaling_ceiling.py --frames {c['legs'][0]['frames']} "
              f"--rounds {c['rounds']}`. Two processes started and warmed up before the clock run the batch "
              "worker's own code (decode from the page cache, the scheme, PNG / .npy encoding, SHA-256, naming) "

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = time.perf_counter()
     doc = {"benchmark": "scaling_ceiling", "date": now(), "machine": machine(), "rounds": args.rounds,
-           "load_at_start": list(os.getloadavg())}
+           "load_at_start": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="medcloak-ceiling-in-") as tmp:
         in_root = Path(tmp)
         unique, doc["source"] = input_frames(8, 512, seed=args.seed)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  {name:40s} 2/1 best {r['ratio_best']:.2f}, rounds median {r['ratio_round_median']:.2f} "
                   f"[{r['ratio_round_min']:.2f}-{r['ratio_round_max']:.2f}]; CPU ms/frame 1 worker "
                   f"{r['ms_per_frame_1']:.2f}, 2 workers {r['ms_per_frame_2']:.2f}", flush=True)
-    doc["load_at_end"] = list(os.getloadavg())
+    doc["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     doc["seconds"] = time.perf_counter() - started
     print_rows("2 workers / 1 worker without start-up or files (per-frame work only)",
                ["leg", "best/best", "round median", "min", "max", "CPU ms/frame 1w", "CPU ms/frame 2w"],
