@@ -38,7 +38,7 @@ only mean something on a quiet machine with at least 2 free cores.
 
 Usage::
 
-    python benchmarks/obfuscate_e2e.py --repeats 3 --scaling-repeats 4 --out e2e.json  # ~47 min, 2 quiet cores
+    python benchmarks/obfuscate_e2e.py --repeats 3 --scaling-repeats 4 --out e2e.json  # ~49 min, 2 quiet cores
     python benchmarks/obfuscate_e2e.py --frames 8 --schemes map-only --no-baseline --workers 1 \
         --stage-frames 2 --flop-frames 2 --fit-frames 8 --fit-epochs 1                              # smoke
 """
