@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -220,10 +221,8 @@ def scaling(one: dict, two: dict) -> dict:
     each round's own ratio (1 and 2 workers ran in the same minutes) with their median and range."""
     r1, r2 = one["obfuscate_rounds"], two["obfuscate_rounds"]
     per = sorted(a / b for a, b in zip(r1, r2))
-    mid = len(per) // 2
-    median = per[mid] if len(per) % 2 else (per[mid - 1] + per[mid]) / 2
     return {"plain": two["plain_fps"] / one["plain_fps"], "obfuscate": min(r1) / min(r2),
-            "obfuscate_rounds": len(per), "obfuscate_round_median": median,
+            "obfuscate_rounds": len(per), "obfuscate_round_median": statistics.median(per),
             "obfuscate_round_min": per[0], "obfuscate_round_max": per[-1]}
 
 

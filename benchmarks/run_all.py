@@ -309,13 +309,10 @@ def main(argv: list[str] | None = None) -> dict:
         # of the run that only carried it along
         old_mf = old.get("merged_from") or {}
         old_measured = old.get("measured") or {}
+        carried = {"date": old_mf.get("date"), "machine": old_mf.get("machine")}  # a results.json before "measured"
         for k in doc["merged_from"]["benchmarks"]:
-            if k in old_measured:
-                doc["measured"][k] = old_measured[k]
-            elif k in old_mf.get("benchmarks", []):
-                doc["measured"][k] = {"date": old_mf.get("date"), "machine": old_mf.get("machine")}
-            else:
-                doc["measured"][k] = {"date": old.get("date"), "machine": doc["merged_from"]["machine"]}
+            doc["measured"][k] = old_measured.get(k) or (carried if k in old_mf.get("benchmarks", []) else
+                                                         {"date": old.get("date"), "machine": doc["merged_from"]["machine"]})
         stale = set(names) | ({k for k in old["benchmarks"] if k.startswith("e2e_")} if "e2e" in names else set())
         if "e2e" in names and "e2e" in old["benchmarks"] and "e2e" in doc["benchmarks"]:  # the old ratios, beside the new
             o = old["benchmarks"]["e2e"]

@@ -56,8 +56,9 @@ class DurableWriter:
     cost about 1 ms per file in the 256 px VAE run (inode allocation; on this machine's ext4, which
     has no journal, most of it was the kernel skipping the inodes of files deleted in the last
     60-300 s, see ``Legs._discard`` in ``benchmarks/obfuscate_e2e.py``). With one worker these
-    threads use the otherwise idle core, which is one reason 2 workers gain less than 2x over 1
-    for the fastest schemes. PNG and ``.npy`` outputs go through it. :meth:`wait` returns once
+    threads and the kernel's write-back run on the otherwise idle core, noticeably so for the 1 MB
+    ``.npy`` outputs (a 1-worker randenc run used 112 % of one core, pixelate 98-106 %), which two
+    workers must share. PNG and ``.npy`` outputs go through it. :meth:`wait` returns once
     every file handed over is durable under its final name, and raises the first error; the worker
     calls it before it reports a file done, so a manifest record never names an output that is not
     on disk. The guarantee per file is that of :func:`~medcloak.io.atomic.atomic_write_bytes`
