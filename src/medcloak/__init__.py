@@ -18,14 +18,9 @@ private each is. The face of the library, as Opacus puts ``PrivacyEngine`` at it
 """
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version as _version
 
+from medcloak._version import __version__
 from medcloak.errors import MedcloakError
-
-try:
-    __version__ = _version("medcloak")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0+unknown"
 
 #: Public name -> (module, attribute or None for the module itself).
 _FACE = {
