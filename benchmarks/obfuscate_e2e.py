@@ -33,7 +33,10 @@ reported as best / best and as the median and range of the rounds' own ratios; `
 before every clock starts (the plain loop's unsynced files must not be
 written back inside the next command's time) and no run's outputs are deleted before the end (see
 ``Legs._discard``: on ext4 without a journal, freshly freed inodes slow down file creation); every
-run's seconds and the load averages before and after it are kept in the JSON. 2-worker figures
+run's seconds, CPU seconds (user + system of the command and the workers it waited for) and the
+load averages before and after it are kept in the JSON. With 1 and 2 workers, a leg also times a
+one-file run (its fixed cost) and reports what the 1-worker run's CPU time allows 2 workers to
+gain (:func:`scaling`: a model, stated as one). 2-worker figures
 only mean something on a quiet machine with at least 2 free cores.
 
 Usage::
@@ -102,16 +105,22 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _timed(cmd: list[str], env: dict) -> float:
+def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, the command and the worker processes it
+    waited for, from ``RUSAGE_CHILDREN``) of one command."""
+    import resource
+
     # the previous command's files reach the disk before this clock starts: the plain loop leaves
     # ~200 MB of dirty pages (it never fsyncs), whose writeback otherwise lands on the next command
     os.sync()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return seconds
+    return seconds, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 class Legs:
@@ -152,9 +161,9 @@ class Legs:
     def plain(self, in_dir: Path, *, size: int, workers: int) -> dict:
         out = self._out()
         before = _load()
-        s = _timed([sys.executable, str(self.plain_py), str(in_dir), str(out), str(size), str(workers)], self.env)
+        s, cpu = _timed([sys.executable, str(self.plain_py), str(in_dir), str(out), str(size), str(workers)], self.env)
         self._discard(out)
-        return {"seconds": s, "load_before": before, "load_after": _load()}
+        return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": _load()}
 
     def obfuscate(self, in_dir: Path, extra: list[str], *, workers: int, fmt: str = "png",
                   env: dict | None = None) -> dict:
@@ -162,12 +171,22 @@ class Legs:
         before = _load()
         cmd = [sys.executable, "-m", "medcloak", "obfuscate", str(in_dir), str(out), "--key", str(self.key_file),
                "--workers", str(workers), "--format", fmt, "--no-progress", *extra]
-        s = _timed(cmd, env or self.env)
+        s, cpu = _timed(cmd, env or self.env)
         self._discard(out)
         names = Path(f"{out}.names.jsonl")
         if names.exists():
             names.rename(self.work / "trash" / names.name)
-        return {"seconds": s, "load_before": before, "load_after": _load()}
+        return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": _load()}
+
+    def one_file(self, in_dir: Path, extra: list[str], *, fmt: str = "png", repeats: int = 3, **_kw) -> float:
+        """Best of ``repeats`` runs of the same command on one file of ``in_dir``, 1 worker: the
+        fixed cost of a run (start-up, scheme or model loading, listing, manifest, exit)."""
+        one = self.work / f"one_{in_dir.name}"
+        if not one.exists():
+            one.mkdir()
+            first = min(p for p in in_dir.iterdir() if p.is_file())
+            shutil.copy2(first, one / first.name)
+        return min(self.obfuscate(one, extra, workers=1, fmt=fmt)["seconds"] for _ in range(repeats))
 
 
 def _best(runs: list[dict]) -> dict:
@@ -212,18 +231,36 @@ def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, worker
         p, o = _best(plains[w]), _best(obfs[w])
         out[w] = {"frames": n, "plain": p, "obfuscate": o, "plain_fps": n / p["seconds"],
                   "obfuscate_fps": n / o["seconds"], "ratio": p["seconds"] / o["seconds"],
-                  "obfuscate_rounds": [round(x["seconds"], 3) for x in obfs[w] + more[w]]}
+                  "obfuscate_rounds": [round(x["seconds"], 3) for x in obfs[w] + more[w]],
+                  "obfuscate_rounds_cpu": [round(x["cpu_seconds"], 3) for x in obfs[w] + more[w]]}
     return out
 
 
-def scaling(one: dict, two: dict) -> dict:
+def scaling(one: dict, two: dict, fixed: float | None = None) -> dict:
     """2 / 1 workers for plain (best of its runs) and obfuscate: the best of all rounds of each, and
-    each round's own ratio (1 and 2 workers ran in the same minutes) with their median and range."""
+    each round's own ratio (1 and 2 workers ran in the same minutes) with their median and range.
+
+    With the CPU time of the rounds, also what the 1-worker run itself allows (a model, stated as
+    one): ``cores_1`` is the 1-worker run's CPU / wall time (above 1 where threads and the kernel's
+    write-back use the idle second core), ``cpu_2_over_1`` the extra CPU two workers spend, and
+    ``cpu_bound`` = T1 / (F + (C1 - F) / 2): the most two cores can gain if a 2-worker run needed no
+    more CPU than the best 1-worker round (C1 seconds in T1) and only its fixed cost F (``fixed``:
+    a one-file run's seconds) stayed serial.
+    """
     r1, r2 = one["obfuscate_rounds"], two["obfuscate_rounds"]
     per = sorted(a / b for a, b in zip(r1, r2))
-    return {"plain": two["plain_fps"] / one["plain_fps"], "obfuscate": min(r1) / min(r2),
-            "obfuscate_rounds": len(per), "obfuscate_round_median": statistics.median(per),
-            "obfuscate_round_min": per[0], "obfuscate_round_max": per[-1]}
+    out = {"plain": two["plain_fps"] / one["plain_fps"], "obfuscate": min(r1) / min(r2),
+           "obfuscate_rounds": len(per), "obfuscate_round_median": statistics.median(per),
+           "obfuscate_round_min": per[0], "obfuscate_round_max": per[-1]}
+    c1, c2 = one.get("obfuscate_rounds_cpu"), two.get("obfuscate_rounds_cpu")
+    if c1 and c2:
+        out["cores_1"] = statistics.median(c / t for c, t in zip(c1, r1))
+        out["cpu_2_over_1"] = statistics.median(b / a for a, b in zip(c1, c2))
+        if fixed is not None:
+            i = r1.index(min(r1))
+            out["fixed_seconds"] = fixed
+            out["cpu_bound"] = r1[i] / (fixed + (c1[i] - fixed) / 2)
+    return out
 
 
 # ------------------------------------------------------------------------------ stages
@@ -427,8 +464,12 @@ def main(argv: list[str] | None = None) -> dict:
         legs = Legs(work, key_file, HERE.parent / "src")
         rows = doc["legs"] = []
 
+        fixed: dict = {}
+
         def leg(name: str, n: int, plain_kw: dict, obf_kw: dict) -> None:
             by_w = pairs(legs, n, plain_kw, obf_kw, args.repeats, list(args.workers), args.scaling_repeats)
+            if len(args.workers) > 1:
+                fixed[name] = legs.one_file(**obf_kw)
             for w in args.workers:
                 r = {"leg": name, "workers": w, **by_w[w]}
                 rows.append(r)
@@ -458,7 +499,7 @@ def main(argv: list[str] | None = None) -> dict:
         # scaling: 2 workers over 1, for plain and obfuscate
         by = {(r["leg"], r.get("workers")): r for r in rows}
         doc["scaling_2_over_1"] = {
-            name: scaling(by[(name, 1)], by[(name, 2)])
+            name: scaling(by[(name, 1)], by[(name, 2)], fixed.get(name))
             for name in dict.fromkeys(r["leg"] for r in rows) if (name, 1) in by and (name, 2) in by}
         doc["trash_emptied"] = legs.trash_emptied
         doc["stages"] = stages(paths[: args.stage_frames], model_dir, work)
@@ -480,9 +521,11 @@ def report(doc: dict) -> None:
     print_rows("obfuscate end to end vs plain Pillow loop (frames/s, start-up included)",
                ["leg", "workers", "frames", "plain", "obfuscate", "ratio", "load"], rows)
     rows = [[k, v["plain"], v["obfuscate"], v.get("obfuscate_round_median", ""), v.get("obfuscate_round_min", ""),
-             v.get("obfuscate_round_max", "")] for k, v in doc["scaling_2_over_1"].items()]
+             v.get("obfuscate_round_max", ""), v.get("cores_1", ""), v.get("cpu_2_over_1", ""),
+             v.get("fixed_seconds", ""), v.get("cpu_bound", "")] for k, v in doc["scaling_2_over_1"].items()]
     print_rows("2 workers / 1 worker (frames/s)",
-               ["leg", "plain", "obfuscate (best/best)", "round median", "round min", "round max"], rows)
+               ["leg", "plain", "obfuscate (best/best)", "round median", "round min", "round max", "cores (1 worker)",
+                "CPU 2/1", "fixed s", "CPU bound"], rows)
     print_rows("stages, ms per frame", ["stage", "ms"], [[k, v] for k, v in doc["stages"]["ms_per_frame"].items()])
     f = doc["vae_flops"]
     print(f"\nVAE {f['vae_gflop_per_frame']:.3f} GFLOP/frame, {f['vae_ms_per_frame']:.1f} ms -> "

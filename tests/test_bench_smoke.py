@@ -124,6 +124,9 @@ def test_every_benchmark_runs_at_a_trivial_size_and_the_table_is_written(tmp_pat
     assert [r["frames"] for r in mem["runs"]] == [20, 60]
     # the child's own peak (VmHWM), not the parent's inherited high-water mark: above the floor's imports
     assert all(10 < r["peak_mib"] for r in mem["runs"]) and mem["floor"]["frames"] == 0
+    sc = docs["e2e"]["scaling_2_over_1"]["map-only, native 512 px"]  # CPU time of every round, and the model's bound
+    assert sc["cores_1"] > 0 and sc["cpu_2_over_1"] > 0 and sc["fixed_seconds"] > 0 and sc["cpu_bound"] > 0
+    assert all(r["obfuscate"]["cpu_seconds"] > 0 for r in docs["e2e"]["legs"])
     ce = docs["ceiling"]  # the worker's own code with the output dropped: 1 and 2 processes, every frame done
     assert [r["leg"] for r in ce["legs"]] == ["plain Pillow (decode, convert, encode)", "pixelate"]
     assert all(r["frames"] == 12 and r["ratio_best"] > 0 and r["ms_per_frame_1"] > 0 for r in ce["legs"])
@@ -136,5 +139,6 @@ def test_every_benchmark_runs_at_a_trivial_size_and_the_table_is_written(tmp_pat
     merged["benchmarks"].update(docs)
     md = run_all.markdown(merged)
     for needle in (merged["machine"]["cpu_model"], "GPU", "torch", "threads", "quick smoke run", "| 32 |",
-                   "Peak memory", "Ratio obfuscated / original", "VAE fitting", "The ceiling of 2 workers"):
+                   "Peak memory", "Ratio obfuscated / original", "VAE fitting", "The ceiling of 2 workers",
+                   "CPU bound of 2 / 1"):
         assert needle in md
