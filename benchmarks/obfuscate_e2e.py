@@ -139,8 +139,8 @@ class Legs:
         self.n += 1
         return self.work / f"out{self.n}"
 
-    def _discard(self, out: Path) -> None:
-        """Move a run's output out of the way without deleting it.
+    def _discard(self, *paths: Path) -> None:
+        """Move a run's output (folder and names file) out of the way without deleting it.
 
         On ext4 without a journal (this machine's root file system), creating a file skips every
         inode freed in the last 60-300 s, one by one (``recently_deleted`` in ``fs/ext4/ialloc.c``),
@@ -148,11 +148,14 @@ class Legs:
         with 2 processes creating files side by side (``recently_deleted`` led the kernel profile of a
         2-worker run). Outputs go to ``trash/`` and are deleted at the end; only when the free space
         falls below ``MIN_FREE`` is the trash emptied during the run, followed by a 300 s pause,
-        recorded in the JSON (``trash_emptied``).
+        recorded in the JSON (``trash_emptied``). Every path is moved before the trash may go (a
+        names file moved after it crashed a run that had emptied the trash).
         """
         trash = self.work / "trash"
         trash.mkdir(exist_ok=True)
-        out.rename(trash / out.name)
+        for p in paths:
+            if p.exists():
+                p.rename(trash / p.name)
         if shutil.disk_usage(self.work).free < MIN_FREE:
             shutil.rmtree(trash)
             self.trash_emptied += 1
@@ -172,10 +175,7 @@ class Legs:
         cmd = [sys.executable, "-m", "medcloak", "obfuscate", str(in_dir), str(out), "--key", str(self.key_file),
                "--workers", str(workers), "--format", fmt, "--no-progress", *extra]
         s, cpu = _timed(cmd, env or self.env)
-        self._discard(out)
-        names = Path(f"{out}.names.jsonl")
-        if names.exists():
-            names.rename(self.work / "trash" / names.name)
+        self._discard(out, Path(f"{out}.names.jsonl"))
         return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": _load()}
 
     def one_file(self, in_dir: Path, extra: list[str], *, fmt: str = "png", repeats: int = 3, **_kw) -> float:

@@ -102,6 +102,22 @@ def _bench_module(name: str):
         sys.path.remove(str(BENCH))
 
 
+def test_e2e_discard_moves_the_names_file_too_when_the_trash_must_be_emptied(tmp_path, monkeypatch):
+    # a run on a nearly full disk empties the trash mid-run; the names file moved after that crashed the benchmark
+    e2e = _bench_module("obfuscate_e2e")
+    monkeypatch.setattr(e2e, "MIN_FREE", 1 << 62)
+    monkeypatch.setattr(e2e.time, "sleep", lambda s: None)
+    legs = e2e.Legs.__new__(e2e.Legs)
+    legs.work, legs.trash_emptied = tmp_path, 0
+    out = tmp_path / "out1"
+    (out / "00").mkdir(parents=True)
+    (out / "00" / "a.png").write_bytes(b"x")
+    names = tmp_path / "out1.names.jsonl"
+    names.write_text("{}\n")
+    legs._discard(out, names, tmp_path / "out1.absent")
+    assert not out.exists() and not names.exists() and legs.trash_emptied == 1
+
+
 @pytest.mark.slow
 def test_every_benchmark_runs_at_a_trivial_size_and_the_table_is_written(tmp_path):
     run_all = _bench_module("run_all")
