@@ -275,8 +275,10 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
                   "2-worker run's CPU over the 1-worker run's (median of rounds). *fixed*: a one-file run, best of 3 "
                   "(start-up, listing, manifest, exit). *CPU bound* = T1 / (fixed + (C1 - fixed) / 2) for the best "
                   "1-worker round (T1 s wall, C1 s CPU): the 2 / 1 ratio two cores could reach if a 2-worker run "
-                  "needed no more CPU than one worker and only the fixed part stayed serial (a model, not a "
-                  "measurement; the measured CPU 2 / 1 above 1 lowers it further).", "",
+                  "needed no more CPU than one worker and only the fixed part stayed serial. A model, not a "
+                  "limit: CPU time drifts with the machine like wall time (a leg whose CPU 2 / 1 is below 1 spent "
+                  "less CPU with two workers than with one, and such a leg can beat its figure); read it as how much "
+                  "of the gap the 1-worker run's use of the second core explains.", "",
                   "| leg | cores, 1 worker | CPU 2 / 1 | fixed, s | CPU bound of 2 / 1 | obfuscate 2 / 1 (best / best) |",
                   "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {k} | {_f(v['cores_1'])} | {_f(v['cpu_2_over_1'])} | {_f(v['fixed_seconds'])} | "
