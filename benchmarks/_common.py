@@ -124,6 +124,28 @@ def input_frames(n_unique: int, size: int, *, seed: int = 0) -> tuple[np.ndarray
         return out, f"procedural stand-in (medcloak.synth.generate failed: {type(exc).__name__})"
 
 
+def shifted_pngs(folder: Path, n: int, *, seed: int = 0) -> tuple[list[Path], str]:
+    """``n`` 8-bit 512x512 PNGs written with Pillow: 8 unique frames of :func:`input_frames`, each
+    file shifted 3 px further so no two are alike (the inputs of ``obfuscate_e2e.py`` and
+    ``scaling_ceiling.py``)."""
+    from PIL import Image
+
+    unique, source = input_frames(8, 512, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    codes = np.rint(np.clip(unique, 0, 1) * 255).astype(np.uint8)
+    paths = []
+    for i in range(n):
+        p = folder / f"frame{i:05d}.png"
+        Image.fromarray(np.roll(codes[i % 8], 3 * (i // 8), axis=1)).save(p)
+        paths.append(p)
+    return paths, source
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def fitted_obfuscator(frames: np.ndarray, *, epochs: int = 5, seed: int = 0):
     """An :class:`~medcloak.obfuscation.pipeline.Obfuscator` with the default VAE architecture
     (:class:`~medcloak.obfuscation.vae.VAEConfig`), fitted briefly on ``frames`` (N, S, S).

@@ -62,7 +62,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_KEY, Timer, at_size, fitted_obfuscator, input_frames, machine, now, print_rows, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    BENCH_KEY, Timer, at_size, fitted_obfuscator, input_frames, load_average, machine, now, print_rows, shifted_pngs,
+    write_json,
+)
 
 BASELINE = "b5bee8f"  # main before issue 17's changes
 SIZE = 256
@@ -99,10 +102,6 @@ if __name__ == "__main__":
             n = sum(pool.map(loop, chunks))
     assert n == len(paths)
 """
-
-
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
@@ -163,20 +162,20 @@ class Legs:
 
     def plain(self, in_dir: Path, *, size: int, workers: int) -> dict:
         out = self._out()
-        before = _load()
+        before = load_average()
         s, cpu = _timed([sys.executable, str(self.plain_py), str(in_dir), str(out), str(size), str(workers)], self.env)
         self._discard(out)
-        return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": _load()}
+        return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": load_average()}
 
     def obfuscate(self, in_dir: Path, extra: list[str], *, workers: int, fmt: str = "png",
                   env: dict | None = None) -> dict:
         out = self._out()
-        before = _load()
+        before = load_average()
         cmd = [sys.executable, "-m", "medcloak", "obfuscate", str(in_dir), str(out), "--key", str(self.key_file),
                "--workers", str(workers), "--format", fmt, "--no-progress", *extra]
         s, cpu = _timed(cmd, env or self.env)
         self._discard(out, Path(f"{out}.names.jsonl"))
-        return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": _load()}
+        return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": load_average()}
 
     def one_file(self, in_dir: Path, extra: list[str], *, fmt: str = "png", repeats: int = 3, **_kw) -> float:
         """Best of ``repeats`` runs of the same command on one file of ``in_dir``, 1 worker: the
@@ -335,7 +334,7 @@ def stages(paths: list[Path], model_dir: Path, work: Path) -> dict:
                        "VAE 256": np.mean([(out / f"o{i}.png").stat().st_size for i in range(n)]) / 1e3,
                        "plain 512": np.mean([(out / f"q{i}.png").stat().st_size for i in range(n)]) / 1e3,
                        "map-only 512": np.mean([(out / f"m{i}.png").stat().st_size for i in range(n)]) / 1e3},
-            "load_after": _load()}
+            "load_after": load_average()}
 
 
 def flop_rate(model_dir: Path, frames: int = 24) -> dict:
@@ -371,24 +370,10 @@ def flop_rate(model_dir: Path, frames: int = 24) -> dict:
     peak = 2 * 2048**3 / best_mm / 1e9
     rate = flops / best_vae / 1e9
     return {"vae_gflop_per_frame": flops / 1e9, "vae_ms_per_frame": best_vae * 1e3, "vae_gflop_per_s": rate,
-            "peak_matmul_gflop_per_s_1_thread": peak, "vae_share_of_peak": rate / peak, "load_after": _load()}
+            "peak_matmul_gflop_per_s_1_thread": peak, "vae_share_of_peak": rate / peak, "load_after": load_average()}
 
 
 # ------------------------------------------------------------------------------ main
-
-
-def _inputs(folder: Path, n: int, seed: int) -> tuple[list[Path], str]:
-    from PIL import Image
-
-    unique, source = input_frames(8, 512, seed=seed)
-    folder.mkdir(parents=True)
-    codes = np.rint(np.clip(unique, 0, 1) * 255).astype(np.uint8)
-    paths = []
-    for i in range(n):
-        p = folder / f"frame{i:05d}.png"
-        Image.fromarray(np.roll(codes[i % 8], 3 * (i // 8), axis=1)).save(p)
-        paths.append(p)
-    return paths, source
 
 
 def _subset(paths: list[Path], folder: Path) -> Path:
@@ -446,11 +431,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = time.perf_counter()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="medcloak-e2e-"))
-    doc = {"benchmark": "obfuscate_e2e", "date": now(), "machine": machine(), "load_at_start": _load(),
+    doc = {"benchmark": "obfuscate_e2e", "date": now(), "machine": machine(), "load_at_start": load_average(),
            "frames": args.frames, "scheme_frames": args.scheme_frames, "repeats": args.repeats, "size": SIZE,
            "scaling_repeats": args.scaling_repeats, "interleaved": True}
     try:
-        paths, source = _inputs(work / "in", args.frames, args.seed)
+        paths, source = shifted_pngs(work / "in", args.frames, seed=args.seed)
         doc["input"] = {"files": len(paths), "size": 512, "format": "8-bit PNG", "source": source}
         scheme_in = _subset(paths[: args.scheme_frames], work / "in_schemes")
         key_file = work / "bench.key"
@@ -475,7 +460,7 @@ def main(argv: list[str] | None = None) -> dict:
                 rows.append(r)
                 print(f"  {name:28s} {w} worker(s), {n} frames: plain {r['plain_fps']:.1f} fps, "
                       f"obfuscate {r['obfuscate_fps']:.1f} fps, ratio {r['ratio']:.2f} "
-                      f"(runs {r['obfuscate']['all_seconds']} s; load {_load()})", flush=True)
+                      f"(runs {r['obfuscate']['all_seconds']} s; load {load_average()})", flush=True)
 
         leg("paper VAE, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE),
             dict(in_dir=work / "in", extra=["--model", str(model_dir)]))
@@ -495,7 +480,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 dict(in_dir=work / "in", extra=extra, workers=1, env=env), args.repeats)}
                     rows.append(r)
                     print(f"  {r['leg']:28s}: plain {r['plain_fps']:.1f} fps, obfuscate {r['obfuscate_fps']:.1f} fps, "
-                          f"ratio {r['ratio']:.2f} (load {_load()})", flush=True)
+                          f"ratio {r['ratio']:.2f} (load {load_average()})", flush=True)
         # scaling: 2 workers over 1, for plain and obfuscate
         by = {(r["leg"], r.get("workers")): r for r in rows}
         doc["scaling_2_over_1"] = {
@@ -507,7 +492,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    doc["load_at_end"] = _load()
+    doc["load_at_end"] = load_average()
     doc["seconds"] = time.perf_counter() - started
     report(doc)
     if args.out:

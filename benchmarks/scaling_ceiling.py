@@ -32,7 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_KEY, input_frames, machine, now, print_rows, write_json  # noqa: E402
+from _common import BENCH_KEY, load_average, machine, now, print_rows, shifted_pngs, write_json  # noqa: E402
 
 SCHEMES = [("map-only", "paper", "png"), ("blockwise", "blockwise", "png"), ("pixelate", "pixelate", "png"),
            ("blur", "blur", "png"), ("svd", "svd", "npy"), ("randenc", "randenc", "npy")]
@@ -149,20 +149,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", help="write the JSON here")
     args = ap.parse_args(argv)
 
-    import numpy as np
-    from PIL import Image
-
     started = time.perf_counter()
     doc = {"benchmark": "scaling_ceiling", "date": now(), "machine": machine(), "rounds": args.rounds,
-           "load_at_start": [round(x, 2) for x in os.getloadavg()]}
+           "load_at_start": load_average()}
     with tempfile.TemporaryDirectory(prefix="medcloak-ceiling-in-") as tmp:
         in_root = Path(tmp)
-        unique, doc["source"] = input_frames(8, 512, seed=args.seed)
-        codes = np.rint(np.clip(unique, 0, 1) * 255).astype(np.uint8)
-        rels = []
-        for i in range(args.frames):  # the inputs of obfuscate_e2e.py
-            Image.fromarray(np.roll(codes[i % 8], 3 * (i // 8), axis=1)).save(in_root / f"frame{i:05d}.png")
-            rels.append(f"frame{i:05d}.png")
+        paths, doc["source"] = shifted_pngs(in_root, args.frames, seed=args.seed)
+        rels = [p.name for p in paths]
         legs = [("plain Pillow (decode, convert, encode)", None, "png")]
         legs += [(n, s, f) for n, s, f in SCHEMES if n in args.schemes]
         doc["legs"] = []
@@ -172,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  {name:40s} 2/1 best {r['ratio_best']:.2f}, rounds median {r['ratio_round_median']:.2f} "
                   f"[{r['ratio_round_min']:.2f}-{r['ratio_round_max']:.2f}]; CPU ms/frame 1 worker "
                   f"{r['ms_per_frame_1']:.2f}, 2 workers {r['ms_per_frame_2']:.2f}", flush=True)
-    doc["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    doc["load_at_end"] = load_average()
     doc["seconds"] = time.perf_counter() - started
     print_rows("2 workers / 1 worker without start-up or files (per-frame work only)",
                ["leg", "best/best", "round median", "min", "max", "CPU ms/frame 1w", "CPU ms/frame 2w"],
