@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from medcloak import __version__
 from medcloak.cli import main
@@ -52,3 +55,19 @@ def test_help_lists_commands(capsys):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "medcloak.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "medcloak" in out.stdout
+
+
+def test_spawned_worker_does_not_import_the_cli():
+    # a spawn worker of `medcloak obfuscate --workers N` re-runs the parent's main script the way
+    # multiprocessing.spawn does (runpy.run_path as __mp_main__); the installed script must not
+    # pull in typer and the command modules there
+    script = Path(sys.executable).parent / "medcloak"
+    if not script.is_file():
+        pytest.skip("the medcloak console script is not installed beside this interpreter")
+    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+            "print(sorted(m for m in ('typer', 'click', 'pydantic', 'medcloak.cli') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    ran = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and ran.stdout.startswith("medcloak "), ran.stderr
