@@ -70,9 +70,7 @@ def _aligned_buffer(n: int):
     import mmap
 
     buf = getattr(_LOCAL, "buf", None)
-    if buf is None or len(buf) < n:
-        if buf is not None:
-            buf.close()
+    if buf is None or len(buf) < n:  # a smaller one is unmapped once nothing refers to it
         buf = _LOCAL.buf = mmap.mmap(-1, -(-n // (1 << 20)) * (1 << 20))  # anonymous: page-aligned
     return buf
 
@@ -106,18 +104,16 @@ def _write_direct(fd: int, data) -> bool:
     try:
         buf = _aligned_buffer(n)
         buf[:n] = view[:n]
-        done = 0
-        while done < n:
-            done += os.write(fd, memoryview(buf)[done:n])
+        _write_all(fd, memoryview(buf)[:n])
     except OSError as exc:
         if exc.errno != errno.EINVAL:  # EINVAL: this device wants another alignment; start over buffered
             raise
         _REFUSED.add(dev)
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         return False
-    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    finally:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
     _write_all(fd, view[n:])
     return True
 
@@ -125,10 +121,8 @@ def _write_direct(fd: int, data) -> bool:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically (large files partly with ``O_DIRECT``: see the module)."""
     with atomic_open(path, mode=mode) as fh:
-        if len(data) >= DIRECT_MIN_BYTES and _direct_io_on():
-            fh.flush()
-            if _write_direct(fh.fileno(), data):
-                return
+        if len(data) >= DIRECT_MIN_BYTES and _direct_io_on() and _write_direct(fh.fileno(), data):
+            return
         fh.write(data)
 
 
