@@ -253,3 +253,45 @@ def test_keep_names_mirrors_the_inputs_with_a_warning(tmp_path, capsys):
     assert "another naming" in capsys.readouterr().err
     assert main(["obfuscate", str(src), str(out), "--key", str(key), "--no-progress", "--keep-names"]) == 1
     assert "done 0, skipped 6, failed 1 (of 7 files)" in capsys.readouterr().out
+
+
+def test_task_size_shrinks_only_towards_the_end_of_a_parallel_run():
+    from medcloak.obfuscation.batch import task_size
+
+    assert all(task_size(r, 8, 1) == 8 for r in range(0, 200))  # one process: always whole tasks
+    for workers in (2, 3, 8):
+        sizes = [task_size(r, 8, workers) for r in range(1000, 0, -1)]
+        assert sizes[0] == 8 and sizes[-1] == 1 and all(1 <= s <= 8 for s in sizes)
+        assert all(a >= b for a, b in zip(sizes, sizes[1:]))  # never grows as the run goes on
+        handed, left = [], 1000
+        while left:
+            handed.append(min(left, task_size(left, 8, workers)))
+            left -= handed[-1]
+        # whole tasks for most of the run; the last ones too small to keep a process busy alone for long
+        assert handed[: 1000 // 8 - 4 * workers] == [8] * (1000 // 8 - 4 * workers)
+        assert handed[-2 * workers:] == [1] * (2 * workers)
+        assert len(handed) < 1000 // 8 + 12 * workers
+
+
+def test_parallel_tasks_get_smaller_at_the_end_and_outputs_do_not_change(tmp_path, monkeypatch):
+    import medcloak.obfuscation.batch as batch
+    from medcloak.obfuscation.batch_worker import run_serial
+
+    src = tmp_path / "in"
+    rng = np.random.default_rng(3)
+    for i in range(80):
+        write_png(src / f"f{i:02d}.png", rng.random((12, 12)))
+    key = Key(SECRET1)
+    obfuscate_tree(src, tmp_path / "one", key=key, workers=1, batch_size=8, progress=False)
+    sizes = []
+
+    def in_order(tasks, args, record, workers):  # the tasks a 2-worker run hands out, run here in order
+        listed = list(tasks)
+        sizes.extend(len(t) for t in listed)
+        run_serial(listed, args, record)
+
+    monkeypatch.setattr(batch, "run_parallel", in_order)
+    summary = obfuscate_tree(src, tmp_path / "two", key=key, workers=2, batch_size=8, progress=False)
+    assert summary.ok and sum(sizes) == 80
+    assert sizes[0] == 8 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)
+    assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
