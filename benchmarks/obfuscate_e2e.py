@@ -14,7 +14,10 @@ One command, one run, the same input files for every leg:
   serve 256 px, the size of its model folder) writes 256 px outputs, like plain at 256 px; the
   schemes without a network (``paper`` map-only, ``blockwise``, ``pixelate``, ``blur``; ``svd``
   and ``randenc`` output real values and write ``--format npy``) keep the native 512 px, so they
-  are compared with the plain loop without the resize (the same output geometry);
+  are compared with the plain loop without the resize (the same output geometry); with
+  ``--vae-engines fp32 bf16`` (the default) the same VAE weights also run as a ``bf16``-engine model
+  folder (``ObfuscationConfig.engine``: other arithmetic, other outputs, its own fingerprint), a leg
+  of its own;
 * **baseline** (``--baseline COMMIT``, default the commit before issue 17's changes): the same
   ``obfuscate`` command run with that commit's ``src`` (``git archive``), for the VAE and the
   map, 1 worker: the old and new ratios come from the same run;
@@ -41,7 +44,8 @@ only mean something on a quiet machine with at least 2 free cores.
 
 Usage::
 
-    python benchmarks/obfuscate_e2e.py --repeats 3 --scaling-repeats 4 --out e2e.json  # ~49 min, 2 quiet cores
+    python benchmarks/obfuscate_e2e.py --repeats 3 --scaling-repeats 4 --out e2e.json  # ~60 min, 2 quiet cores
+    python benchmarks/obfuscate_e2e.py --schemes --no-baseline --repeats 3 --scaling-repeats 4  # the VAE legs alone
     python benchmarks/obfuscate_e2e.py --frames 8 --schemes map-only --no-baseline --workers 1 \
         --stage-frames 2 --flop-frames 2 --fit-frames 8 --fit-epochs 1                              # smoke
 """
@@ -415,7 +419,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--scaling-repeats", type=int, default=0,
                     help="further rounds of obfuscate alone per leg, 1 and 2 workers interleaved, for the 2 / 1 "
                          "worker ratio (judged on all rounds: best of each, and the median of the rounds' ratios)")
-    ap.add_argument("--schemes", nargs="+", default=[n for n, _e, _f in NETWORK_FREE],
+    ap.add_argument("--vae-engines", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"],
+                    help="VAE inference engines timed, each a leg (fp32 always runs: stages and FLOP rate use it)")
+    ap.add_argument("--schemes", nargs="*", default=[n for n, _e, _f in NETWORK_FREE],
                     help="network-free schemes to time (default all)")
     ap.add_argument("--stage-frames", type=int, default=48)
     ap.add_argument("--flop-frames", type=int, default=24, help="frames timed for the VAE's FLOP rate")
@@ -442,8 +448,10 @@ def main(argv: list[str] | None = None) -> dict:
         Key(BENCH_KEY).save(key_file)
         train, _ = input_frames(args.fit_frames, FIT_SIZE, seed=args.seed + 1)
         t0 = time.perf_counter()
-        model_dir = at_size(fitted_obfuscator(train, epochs=args.fit_epochs), SIZE).save(work / "model256")
+        obf256 = at_size(fitted_obfuscator(train, epochs=args.fit_epochs), SIZE)
+        model_dir = obf256.save(work / "model256")
         doc["vae_fit_seconds"] = time.perf_counter() - t0
+        bf16_dir = obf256.with_options(engine="bf16").save(work / "model256_bf16")
         print(f"obfuscate e2e: {len(paths)} x 512 px PNG ({source}); VAE fitted in {doc['vae_fit_seconds']:.0f} s",
               flush=True)
         legs = Legs(work, key_file, HERE.parent / "src")
@@ -464,6 +472,9 @@ def main(argv: list[str] | None = None) -> dict:
 
         leg("paper VAE, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE),
             dict(in_dir=work / "in", extra=["--model", str(model_dir)]))
+        if "bf16" in args.vae_engines:
+            leg("paper VAE, bf16 engine, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE),
+                dict(in_dir=work / "in", extra=["--model", str(bf16_dir)]))
         for name, extra, fmt in [s for s in NETWORK_FREE if s[0] in args.schemes]:
             n = len(paths) if name == "map-only" else args.scheme_frames
             in_dir = work / "in" if name == "map-only" else scheme_in

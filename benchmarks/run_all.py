@@ -221,7 +221,7 @@ def _ceiling_markdown(c: dict, e2e: dict | None) -> list[str]:
 def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
     m = e["machine"]
     prev_when = f" ({e['previous']['date'][:16]})" if e.get("previous") else ""
-    title = ("### 0b. Another run of the same benchmark" if extra else
+    title = (f"### 0a. {e.get('title') or 'Another run of the same benchmark'}" if extra else
              "## 0. `medcloak obfuscate` end to end vs the plain Pillow loop (issue 17)")
     lines = ["", title, "",
              f"Run of {e['date']} on {m['cpu_model']}, {m['usable_cores']} usable cores, load average "

@@ -30,6 +30,9 @@ def fit(
     out_levels: int = typer.Option(None, "--out-levels", help="Output levels of the keyed map (default: LEVELS)."),
     order: str = typer.Option(None, "--order", help="vae-then-map (default) | map-then-vae | map-only."),
     latent: str = typer.Option(None, "--latent", help="mean (default) | sampled (key-derived latent noise)."),
+    engine: str = typer.Option(None, "--engine", help="The VAE's inference engine when obfuscating: fp32 (default; "
+                               "the outputs of earlier versions) | bf16 (about 2.8x faster per frame on a CPU with "
+                               "AVX512-BF16, other outputs; part of the model fingerprint). Training is float32."),
     batch_size: int = typer.Option(None, "--batch-size", help="VAE training batch size."),
     beta: float = typer.Option(None, "--beta", help="Weight of the VAE's KL term."),
     seed: int = typer.Option(None, "--seed", help="Seed of VAE initialisation and shuffling (not protective)."),
@@ -60,8 +63,8 @@ def fit(
     from medcloak.obfuscation.scheme import DEFAULT_OPTIONS, DEFAULT_SCHEME
 
     paper_only = {"--preset": preset, "--epochs": epochs, "--levels": levels, "--out-levels": out_levels,
-                  "--order": order, "--latent": latent, "--batch-size": batch_size, "--beta": beta, "--seed": seed,
-                  "--val-target": val_target}
+                  "--order": order, "--latent": latent, "--engine": engine, "--batch-size": batch_size,
+                  "--beta": beta, "--seed": seed, "--val-target": val_target}
     if scheme is None:
         scheme = DEFAULT_SCHEME
         if not config_json:
@@ -80,7 +83,8 @@ def fit(
         overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "beta": beta, "seed": seed}.items()
                      if v is not None}
         config = ObfuscationConfig(levels=levels, out_levels=out_levels, order=order, latent=latent,
-                                   image_size=size, vae=replace(vae_preset(preset), **overrides))
+                                   engine=engine or "fp32", image_size=size,
+                                   vae=replace(vae_preset(preset), **overrides))
     else:
         try:
             config = json.loads(config_json or "{}")
@@ -104,7 +108,8 @@ def fit(
     target = None
     if val is not None and val_target:
         target = load_split(manifest, "val", column=val_target, size=size)
-    settings = f"order {order}, latent {latent}, levels {levels}" if scheme == "paper" else f"config {obf.config}"
+    settings = (f"order {order}, latent {latent}, levels {levels}, engine {config.engine}" if scheme == "paper"
+                else f"config {obf.config}")
     typer.echo(f"key {key.short_fingerprint}; {len(train)} train / {0 if val is None else len(val)} val frames "
                f"at {size}x{size}; scheme {scheme}: {settings}")
     n_epochs = config.vae.epochs if scheme == "paper" and config.vae is not None else 0

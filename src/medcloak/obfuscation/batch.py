@@ -124,6 +124,9 @@ class BatchSummary:
     key_fingerprint, model_fingerprint : str
     png_encoding : str or None
         The PNG encoding of the outputs (``fast`` | ``compat``; None for other formats).
+    vae_engine : str or None
+        The VAE's inference engine (``fp32`` | ``bf16``, recorded in every manifest line), None
+        without a VAE.
     """
 
     total: int = 0
@@ -140,6 +143,7 @@ class BatchSummary:
     key_fingerprint: str = ""
     model_fingerprint: str = ""
     png_encoding: str | None = None
+    vae_engine: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -362,7 +366,8 @@ def obfuscate_tree(
         raise MedcloakError(f"scheme {obf.name} outputs real values; use --format npy")
     summary = BatchSummary(map_only=model_dir is None, out=out_dir, manifest=out_dir / MANIFEST_NAME,
                            names=names_path, fmt=fmt, key_fingerprint=key.fingerprint,
-                           model_fingerprint=obf.model_fingerprint)
+                           model_fingerprint=obf.model_fingerprint,
+                           vae_engine=getattr(obf.config, "engine", None) if obf.uses_torch else None)
     del obf
 
     naming = "kept" if keep_names else "pseudonym"
@@ -374,7 +379,8 @@ def obfuscate_tree(
                             DEFAULT_PNG_ENCODING)
     summary.png_encoding = png_encoding if fmt == "png" else None
     check_same_run(previous, manifest, {"key": summary.key_fingerprint, "model": summary.model_fingerprint,
-                                        "format": fmt, "naming": naming, "png": summary.png_encoding})
+                                        "format": fmt, "naming": naming, "png": summary.png_encoding},
+                   engine=summary.vae_engine)
     ident = (lambda rel: rel) if keep_names else (lambda rel: item_id(key, rel))
     rec_id = "input" if keep_names else "item"
     latest = {rec.get(rec_id): rec for rec in previous}
@@ -415,7 +421,8 @@ def obfuscate_tree(
     summary.total = len(rels) + len(walk_errors)
     common = {"key_fingerprint": summary.key_fingerprint, "model_fingerprint": summary.model_fingerprint,
               "medcloak_version": __version__, "format": fmt, "naming": naming,
-              **({"png": summary.png_encoding} if summary.png_encoding else {}), **(manifest_extra or {})}
+              **({"png": summary.png_encoding} if summary.png_encoding else {}),
+              **({"vae_engine": summary.vae_engine} if summary.vae_engine else {}), **(manifest_extra or {})}
     bar = tqdm(total=summary.total, unit="file", desc="obfuscate", file=sys.stderr, disable=not progress)
 
     # output name -> (item id, rel, input sha, "done" | "skipped" | "") of the item that holds it,

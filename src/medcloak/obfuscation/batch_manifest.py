@@ -62,25 +62,28 @@ def read_batch_manifest(path: str | os.PathLike, *, repair: bool = False, drop_b
     return records
 
 
-def check_same_run(previous: list[dict], manifest: Path, mine: dict) -> None:
+def check_same_run(previous: list[dict], manifest: Path, mine: dict, *, engine: str | None = None) -> None:
     """Refuse to resume a folder whose records were made with another key, model, format, naming or
     PNG encoding (``mine``: ``{"key", "model", "format", "naming", "png"}``; ``png`` is None for other
-    formats, and a PNG record without ``"png"`` was written with ``compat``)."""
+    formats, and a PNG record without ``"png"`` was written with ``compat``). ``engine``, the VAE's
+    inference engine, is part of the model fingerprint and only shown in the message."""
     for rec in previous:
         theirs = {"key": rec.get("key_fingerprint"), "model": rec.get("model_fingerprint"), "format": rec.get("format"),
                   "naming": rec.get("naming", "kept"),
                   "png": rec.get("png", "compat") if rec.get("format") == "png" else None}
         differ = [name for name in mine if theirs[name] != mine[name]]
         if differ:
-            def show(d: dict) -> str:
-                return f"key {str(d['key'])[:16]}, model {str(d['model'])[:16]}, format {d['format']}, " \
+            def show(d: dict, eng: str | None) -> str:
+                return f"key {str(d['key'])[:16]}, model {str(d['model'])[:16]}" + \
+                       (f" (VAE engine {eng})" if eng else "") + f", format {d['format']}, " \
                        f"naming {d['naming']}" + (f", PNG encoding {d['png']}" if d["png"] else "")
 
             hint = " (--keep-names must match the earlier run)" if "naming" in differ else (
                 " (or pass --png to match it)" if differ == ["png"] else "")
             raise MedcloakError(
                 f"holds outputs made with another {' and '.join(d if d != 'png' else 'PNG encoding' for d in differ)} "
-                f"({show(theirs)}); this run uses {show(mine)}; write to a new output folder{hint}",
+                f"({show(theirs, rec.get('vae_engine'))}); this run uses {show(mine, engine)}; "
+                f"write to a new output folder{hint}",
                 manifest,
             )
 

@@ -331,6 +331,7 @@ def reconstruct(
     noise: np.ndarray | None = None,
     batch_size: int = 64,
     channels_last: bool = False,
+    dtype: str = "fp32",
 ) -> np.ndarray:
     """Encode and decode frames.
 
@@ -352,6 +353,10 @@ def reconstruct(
         layer; ``benchmarks/obfuscation_throughput.py``). Results agree with the default
         layout to float32 rounding (~6e-8) and are themselves deterministic for a fixed
         ``batch_size`` and thread count.
+    dtype : {"fp32", "bf16"}
+        The arithmetic of the forward pass; pass a model converted with ``model.to(torch.bfloat16)``
+        for ``bf16`` (the engine ``bf16`` of :mod:`medcloak.obfuscation.pipeline`). Inputs and
+        latent noise are cast to it, the output back to float32.
 
     Returns
     -------
@@ -364,19 +369,22 @@ def reconstruct(
         if noise.shape != shape:
             raise MedcloakError(f"latent noise must have shape {shape}, got {noise.shape}")
     layout = torch.channels_last if channels_last else torch.contiguous_format
+    if dtype not in ("fp32", "bf16"):
+        raise MedcloakError(f"dtype must be fp32 or bf16, got {dtype!r}")
+    tdt = torch.bfloat16 if dtype == "bf16" else torch.float32
     model.eval()
     dev = next(model.parameters()).device
     out = np.empty(x.shape, dtype=np.float32)
     with torch.inference_mode():
         for s in range(0, x.shape[0], batch_size):
-            xb = torch.from_numpy(x[s : s + batch_size])[:, None].to(dev).contiguous(memory_format=layout)
+            xb = torch.from_numpy(x[s : s + batch_size])[:, None].to(dev, tdt).contiguous(memory_format=layout)
             mu, logvar = model.encode(xb)
             z = mu
             if noise is not None:
-                z = mu + torch.exp(0.5 * logvar) * torch.from_numpy(noise[s : s + batch_size]).to(dev)
+                z = mu + torch.exp(0.5 * logvar) * torch.from_numpy(noise[s : s + batch_size]).to(dev, tdt)
             if channels_last:
                 z = z.contiguous(memory_format=layout)
-            out[s : s + batch_size] = model.decode(z)[:, 0].cpu().numpy()
+            out[s : s + batch_size] = model.decode(z)[:, 0].float().cpu().numpy()
     return out
 
 
