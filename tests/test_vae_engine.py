@@ -84,3 +84,27 @@ def test_bf16_model_folder_round_trip_manifest_and_no_mixing_with_fp32(fitted, t
         obfuscate_tree(src, tmp_path / "o16", key=KEY, model_dir=m32, progress=False)
     two = obfuscate_tree(src, tmp_path / "o16b", key=KEY, model_dir=m16, workers=2, batch_size=1, progress=False)
     assert two.ok and outs(tmp_path / "o16b") == outs(tmp_path / "o16")  # same bytes in a spawned worker
+
+
+def test_cli_fit_vae_engine(tmp_path, capsys):
+    from medcloak.cli import main
+    from medcloak.io.dataset import Record, write_manifest
+    from medcloak.io.images import write_png
+
+    rng = np.random.default_rng(6)
+    data = tmp_path / "data"
+    records = []
+    for i in range(6):
+        write_png(data / "frames" / f"f{i}.png", rng.random((16, 16)))
+        records.append(Record(f"frames/f{i}.png", "LCA" if i % 2 else "RCA", f"p{i // 2}", "train"))
+    write_manifest(data, records)
+    key = tmp_path / "k.key"
+    KEY.save(key)
+    args = ["fit", str(data), "--key", str(key), "--scheme", "paper", "--epochs", "1", "--size", "16",
+            "--batch-size", "4", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "m16"), "--vae-engine", "bf16"]) == 0
+    assert "engine bf16" in capsys.readouterr().out
+    assert Obfuscator.load(tmp_path / "m16", KEY).config.engine == "bf16"
+    assert main([*args, "--out", str(tmp_path / "bad"), "--vae-engine", "fp16"]) == 2
+    assert "engine must be one of fp32, bf16" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "obfuscator.json").exists()

@@ -30,7 +30,7 @@ def fit(
     out_levels: int = typer.Option(None, "--out-levels", help="Output levels of the keyed map (default: LEVELS)."),
     order: str = typer.Option(None, "--order", help="vae-then-map (default) | map-then-vae | map-only."),
     latent: str = typer.Option(None, "--latent", help="mean (default) | sampled (key-derived latent noise)."),
-    engine: str = typer.Option(None, "--engine", help="The VAE's inference engine when obfuscating: fp32 (default; "
+    engine: str = typer.Option(None, "--vae-engine", help="The VAE's inference engine when obfuscating: fp32 (default; "
                                "the outputs of earlier versions) | bf16 (about 2.8x faster per frame on a CPU with "
                                "AVX512-BF16, other outputs; part of the model fingerprint). Training is float32."),
     batch_size: int = typer.Option(None, "--batch-size", help="VAE training batch size."),
@@ -63,7 +63,7 @@ def fit(
     from medcloak.obfuscation.scheme import DEFAULT_OPTIONS, DEFAULT_SCHEME
 
     paper_only = {"--preset": preset, "--epochs": epochs, "--levels": levels, "--out-levels": out_levels,
-                  "--order": order, "--latent": latent, "--engine": engine, "--batch-size": batch_size,
+                  "--order": order, "--latent": latent, "--vae-engine": engine, "--batch-size": batch_size,
                   "--beta": beta, "--seed": seed, "--val-target": val_target}
     if scheme is None:
         scheme = DEFAULT_SCHEME
