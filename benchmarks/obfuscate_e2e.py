@@ -451,7 +451,6 @@ def main(argv: list[str] | None = None) -> dict:
         obf256 = at_size(fitted_obfuscator(train, epochs=args.fit_epochs), SIZE)
         model_dir = obf256.save(work / "model256")
         doc["vae_fit_seconds"] = time.perf_counter() - t0
-        bf16_dir = obf256.with_options(engine="bf16").save(work / "model256_bf16")
         print(f"obfuscate e2e: {len(paths)} x 512 px PNG ({source}); VAE fitted in {doc['vae_fit_seconds']:.0f} s",
               flush=True)
         legs = Legs(work, key_file, HERE.parent / "src")
@@ -473,6 +472,7 @@ def main(argv: list[str] | None = None) -> dict:
         leg("paper VAE, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE),
             dict(in_dir=work / "in", extra=["--model", str(model_dir)]))
         if "bf16" in args.vae_engines:
+            bf16_dir = obf256.with_options(engine="bf16").save(work / "model256_bf16")
             leg("paper VAE, bf16 engine, 256 px", len(paths), dict(in_dir=work / "in", size=SIZE),
                 dict(in_dir=work / "in", extra=["--model", str(bf16_dir)]))
         for name, extra, fmt in [s for s in NETWORK_FREE if s[0] in args.schemes]:

@@ -416,8 +416,7 @@ class Obfuscator:
         if self.config.latent == "sampled":
             shape = latent_shape(self._inference_model().config, x.shape[1], x.shape[2])
             noise = np.stack([self.key.normal(NOISE_LABEL, shape, context=_frame_context(f)) for f in context_frames])
-        return reconstruct(self._inference_model(), x, noise=noise, batch_size=1, channels_last=True,
-                           dtype=self.config.engine)
+        return reconstruct(self._inference_model(), x, noise=noise, batch_size=1, channels_last=True)
 
     def obfuscate(self, frames: np.ndarray) -> np.ndarray:
         """Obfuscate frames.

@@ -331,7 +331,6 @@ def reconstruct(
     noise: np.ndarray | None = None,
     batch_size: int = 64,
     channels_last: bool = False,
-    dtype: str = "fp32",
 ) -> np.ndarray:
     """Encode and decode frames.
 
@@ -353,14 +352,13 @@ def reconstruct(
         layer; ``benchmarks/obfuscation_throughput.py``). Results agree with the default
         layout to float32 rounding (~6e-8) and are themselves deterministic for a fixed
         ``batch_size`` and thread count.
-    dtype : {"fp32", "bf16"}
-        The arithmetic of the forward pass; pass a model converted with ``model.to(torch.bfloat16)``
-        for ``bf16`` (the engine ``bf16`` of :mod:`medcloak.obfuscation.pipeline`). Inputs and
-        latent noise are cast to it, the output back to float32.
 
     Returns
     -------
     ndarray, float32 (N, H, W) in [0, 1]
+        Inputs and latent noise are cast to the dtype of the model's parameters (a model converted
+        with ``model.to(torch.bfloat16)`` runs in bfloat16: the engine ``bf16`` of
+        :mod:`medcloak.obfuscation.pipeline`), the output back to float32.
     """
     x = _check_frames(frames, model.config, "frames")
     shape = (x.shape[0], *latent_shape(model.config, x.shape[1], x.shape[2]))
@@ -369,11 +367,9 @@ def reconstruct(
         if noise.shape != shape:
             raise MedcloakError(f"latent noise must have shape {shape}, got {noise.shape}")
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    if dtype not in ("fp32", "bf16"):
-        raise MedcloakError(f"dtype must be fp32 or bf16, got {dtype!r}")
-    tdt = torch.bfloat16 if dtype == "bf16" else torch.float32
     model.eval()
-    dev = next(model.parameters()).device
+    param = next(model.parameters())
+    dev, tdt = param.device, param.dtype
     out = np.empty(x.shape, dtype=np.float32)
     with torch.inference_mode():
         for s in range(0, x.shape[0], batch_size):
