@@ -40,7 +40,12 @@ run's seconds, CPU seconds (user + system of the command and the workers it wait
 load averages before and after it are kept in the JSON. With 1 and 2 workers, a leg also times a
 one-file run (its fixed cost) and reports what the 1-worker run's CPU time allows 2 workers to
 gain (:func:`scaling`: a model, stated as one). 2-worker figures
-only mean something on a quiet machine with at least 2 free cores.
+only mean something on a quiet machine with at least 2 free cores; as a check of that, every round
+also runs a **control** (``--control-seconds``, default 4 s in one process): numpy look-ups, zlib
+and Python arithmetic, no files, in 1 process and in 2 started together (half each), so
+each leg's 2 / 1 sits beside the machine's own 2 / 1 measured in the same minutes (on 2026-12-02
+a hand-run version of it gave 1.07-2.64 between rounds, median 1.6-1.7: the VM's two vCPUs did not
+always deliver two cores).
 
 Usage::
 
@@ -107,6 +112,20 @@ if __name__ == "__main__":
     assert n == len(paths)
 """
 
+# The machine's own 2 / 1 (a control, not medcloak): the same arithmetic in 1 process, or split over
+# 2 processes started together; no file I/O; a fresh interpreter each, start-up inside the clock.
+CONTROL = r"""
+import sys, zlib
+import numpy as np
+
+a = (np.arange(512 * 512, dtype=np.uint32) * 2654435761 % 251).astype(np.uint8).reshape(512, 512)
+lut = np.arange(256, dtype=np.uint8)[::-1].copy()
+s = 0
+for i in range(int(sys.argv[1])):
+    b = lut[a ^ (i & 255)]
+    s += len(zlib.compress(b.tobytes(), 1)) + sum(j * j for j in range(3000))
+"""
+
 
 def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, the command and the worker processes it
@@ -135,6 +154,9 @@ class Legs:
         _compile(src)
         self.plain_py = work / "plain_loop.py"
         self.plain_py.write_text(PLAIN)
+        self.control_py = work / "control.py"
+        self.control_py.write_text(CONTROL)
+        self.control_units = 0  # set by calibrate_control(); 0: no control runs
         self.n = 0
         self.trash_emptied = 0
 
@@ -181,6 +203,34 @@ class Legs:
         self._discard(out, Path(f"{out}.names.jsonl"))
         return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": load_average()}
 
+    def calibrate_control(self, seconds: float = 4.0) -> dict:
+        """Units of the control job that take about ``seconds`` in one process, start-up included
+        (from runs of 0 and 200 units, best of 2 each)."""
+        probe = 200
+        t0, t1 = (min(_timed([sys.executable, str(self.control_py), str(n)], self.env)[0] for _ in range(2))
+                  for n in (0, probe))
+        self.control_units = max(8, int(probe * (seconds - t0) / max(t1 - t0, 1e-3)))
+        return {"units": self.control_units, "start_seconds": t0, "probe_units": probe, "probe_seconds": t1}
+
+    def control(self, *, workers: int) -> dict:
+        """One run of the control job (no files written): ``workers`` processes started together,
+        each doing its share of the units; wall time until the last one ends."""
+        import resource
+
+        before = load_average()
+        share = [self.control_units // workers + (i < self.control_units % workers) for i in range(workers)]
+        os.sync()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, str(self.control_py), str(n)], env=self.env) for n in share]
+        codes = [p.wait() for p in procs]
+        seconds = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if any(codes):
+            raise SystemExit(f"control job failed: exit codes {codes}")
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        return {"seconds": seconds, "cpu_seconds": cpu, "load_before": before, "load_after": load_average()}
+
     def one_file(self, in_dir: Path, extra: list[str], *, fmt: str = "png", repeats: int = 3, **_kw) -> float:
         """Best of ``repeats`` runs of the same command on one file of ``in_dir``, 1 worker: the
         fixed cost of a run (start-up, scheme or model loading, listing, manifest, exit)."""
@@ -213,9 +263,21 @@ def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, worker
     every other round): the workers' scaling of a 3-8 s leg swung by 1.6-1.9 between the rounds of
     one run, so it is judged on ``repeats + scaling_repeats`` rounds (``obfuscate_rounds``, one
     entry per round, in order); the obfuscate / plain ratios use the first ``repeats`` only.
+
+    With several worker counts and a calibrated control (:meth:`Legs.control`), every round also runs
+    the control job for every worker count, right after that round's obfuscate runs
+    (``control_rounds``): the machine's own 2 / 1 in the same minutes.
     """
     plains: dict = {w: [] for w in workers}
     obfs: dict = {w: [] for w in workers}
+    controls: dict = {w: [] for w in workers}
+    with_control = len(workers) > 1 and None not in workers and getattr(legs, "control_units", 0) > 0
+
+    def control_round(r: int) -> None:
+        if with_control:
+            for w in (workers if r % 2 == 0 else workers[::-1]):
+                controls[w].append(legs.control(workers=w))
+
     for r in range(repeats):
         for w in (workers if r % 2 == 0 else workers[::-1]):
             wk = {} if w is None else {"workers": w}
@@ -225,10 +287,12 @@ def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, worker
                     plains[w].append(legs.plain(**{**plain_kw, **wk}))
                 else:
                     obfs[w].append(legs.obfuscate(**{**obf_kw, **wk}))
+        control_round(r)
     more: dict = {w: [] for w in workers}
     for r in range(scaling_repeats):
         for w in (workers if (repeats + r) % 2 == 0 else workers[::-1]):
             more[w].append(legs.obfuscate(**{**obf_kw, **({} if w is None else {"workers": w})}))
+        control_round(repeats + r)
     out = {}
     for w in workers:
         p, o = _best(plains[w]), _best(obfs[w])
@@ -236,6 +300,8 @@ def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, worker
                   "obfuscate_fps": n / o["seconds"], "ratio": p["seconds"] / o["seconds"],
                   "obfuscate_rounds": [round(x["seconds"], 3) for x in obfs[w] + more[w]],
                   "obfuscate_rounds_cpu": [round(x["cpu_seconds"], 3) for x in obfs[w] + more[w]]}
+        if controls[w]:
+            out[w]["control_rounds"] = [round(x["seconds"], 3) for x in controls[w]]
     return out
 
 
@@ -255,6 +321,15 @@ def scaling(one: dict, two: dict, fixed: float | None = None) -> dict:
     out = {"plain": two["plain_fps"] / one["plain_fps"], "obfuscate": min(r1) / min(r2),
            "obfuscate_rounds": len(per), "obfuscate_round_median": statistics.median(per),
            "obfuscate_round_min": per[0], "obfuscate_round_max": per[-1]}
+    k1, k2 = one.get("control_rounds"), two.get("control_rounds")
+    if k1 and k2 and len(k1) == len(r1) == len(k2):
+        ctl = [a / b for a, b in zip(k1, k2)]
+        rel = sorted((a / b) / c for a, b, c in zip(r1, r2, ctl))
+        ctl = sorted(ctl)
+        out.update({"control_round_median": statistics.median(ctl), "control_round_min": ctl[0],
+                    "control_round_max": ctl[-1], "control_best": min(k1) / min(k2),
+                    "obfuscate_over_control_median": statistics.median(rel),
+                    "control_rounds_at_1_8": sum(c >= 1.8 for c in ctl)})
     c1, c2 = one.get("obfuscate_rounds_cpu"), two.get("obfuscate_rounds_cpu")
     if c1 and c2:
         out["cores_1"] = statistics.median(c / t for c, t in zip(c1, r1))
@@ -423,6 +498,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="VAE inference engines timed, each a leg (fp32 always runs: stages and FLOP rate use it)")
     ap.add_argument("--schemes", nargs="*", default=[n for n, _e, _f in NETWORK_FREE],
                     help="network-free schemes to time (default all)")
+    ap.add_argument("--control-seconds", type=float, default=4.0,
+                    help="length of the machine control job in one process (run every round with 1 and 2 "
+                         "processes, no files: the machine's own 2 / 1 in the same minutes; 0 = no control)")
     ap.add_argument("--stage-frames", type=int, default=48)
     ap.add_argument("--flop-frames", type=int, default=24, help="frames timed for the VAE's FLOP rate")
     ap.add_argument("--fit-frames", type=int, default=64, help="frames the VAE is fitted on (at 128 px)")
@@ -454,6 +532,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"obfuscate e2e: {len(paths)} x 512 px PNG ({source}); VAE fitted in {doc['vae_fit_seconds']:.0f} s",
               flush=True)
         legs = Legs(work, key_file, HERE.parent / "src")
+        if args.control_seconds > 0 and len(args.workers) > 1:
+            doc["control"] = legs.calibrate_control(args.control_seconds)
         rows = doc["legs"] = []
 
         fixed: dict = {}
@@ -517,11 +597,12 @@ def report(doc: dict) -> None:
     print_rows("obfuscate end to end vs plain Pillow loop (frames/s, start-up included)",
                ["leg", "workers", "frames", "plain", "obfuscate", "ratio", "load"], rows)
     rows = [[k, v["plain"], v["obfuscate"], v.get("obfuscate_round_median", ""), v.get("obfuscate_round_min", ""),
-             v.get("obfuscate_round_max", ""), v.get("cores_1", ""), v.get("cpu_2_over_1", ""),
+             v.get("obfuscate_round_max", ""), v.get("control_round_median", ""),
+             v.get("obfuscate_over_control_median", ""), v.get("cores_1", ""), v.get("cpu_2_over_1", ""),
              v.get("fixed_seconds", ""), v.get("cpu_bound", "")] for k, v in doc["scaling_2_over_1"].items()]
     print_rows("2 workers / 1 worker (frames/s)",
-               ["leg", "plain", "obfuscate (best/best)", "round median", "round min", "round max", "cores (1 worker)",
-                "CPU 2/1", "fixed s", "CPU bound"], rows)
+               ["leg", "plain", "obfuscate (best/best)", "round median", "round min", "round max",
+                "control median", "obf/control", "cores (1 worker)", "CPU 2/1", "fixed s", "CPU bound"], rows)
     print_rows("stages, ms per frame", ["stage", "ms"], [[k, v] for k, v in doc["stages"]["ms_per_frame"].items()])
     f = doc["vae_flops"]
     print(f"\nVAE {f['vae_gflop_per_frame']:.3f} GFLOP/frame, {f['vae_ms_per_frame']:.1f} ms -> "

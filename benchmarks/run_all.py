@@ -40,7 +40,7 @@ from _common import machine, now  # noqa: E402
 SCRIPTS = {
     "e2e": ("obfuscate_e2e.py", ["--repeats", "3", "--scaling-repeats", "4"],
             ["--frames", "8", "--schemes", "map-only", "--no-baseline", "--workers", "1", "2", "--stage-frames", "2",
-             "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1"]),
+             "--flop-frames", "2", "--fit-frames", "8", "--fit-epochs", "1", "--control-seconds", "0.3"]),
     "ceiling": ("scaling_ceiling.py", ["--frames", "1000", "--rounds", "4"],
                 ["--frames", "12", "--rounds", "1", "--schemes", "pixelate"]),
     "throughput": ("obfuscation_throughput.py", [],
@@ -267,6 +267,23 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
                   if "obfuscate_round_median" in v else "")
         lines.append(f"| {k} | {_f(v['plain'])} | {_f(v['obfuscate'])} | {rounds} | {'' if p is None else _f(p)} "
                      f"| {spread} |")
+    ctl = {k: v for k, v in e["scaling_2_over_1"].items() if "control_round_median" in v}
+    if ctl:
+        c = e.get("control") or {}
+        lines += ["", "The machine's own 2 / 1, measured beside every round (a control, not medcloak): "
+                  f"{c.get('units', '?')} units of numpy look-ups, zlib level 1 and Python arithmetic on a 512 px frame "
+                  "(about 4 s in one process), in fresh interpreters, no files; or the same units split over 2 "
+                  "processes started together. Each round's control ran right after that "
+                  "round's obfuscate runs. *obfuscate / control*: each round's obfuscate 2 / 1 over that round's "
+                  "control 2 / 1, median: 1.00 means obfuscate scaled as well as pure arithmetic did in the same "
+                  "minutes.", "",
+                  "| leg | control 2 / 1, each round: median [min-max] | control rounds >= 1.8 | control best / best "
+                  "| obfuscate 2 / 1, round median | obfuscate / control, median of rounds |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {k} | {_f(v['control_round_median'])} [{_f(v['control_round_min'])}-{_f(v['control_round_max'])}]"
+                  f" | {v['control_rounds_at_1_8']} of {v['obfuscate_rounds']} | {_f(v['control_best'])} | "
+                  f"{_f(v['obfuscate_round_median'])} | {_f(v['obfuscate_over_control_median'])} |"
+                  for k, v in ctl.items()]
     cpu = {k: v for k, v in e["scaling_2_over_1"].items() if "cpu_bound" in v}
     if cpu:
         lines += ["", "CPU time of the obfuscate rounds (user + system of the command and its workers, "

@@ -143,6 +143,10 @@ def test_every_benchmark_runs_at_a_trivial_size_and_the_table_is_written(tmp_pat
     sc = docs["e2e"]["scaling_2_over_1"]["map-only, native 512 px"]  # CPU time of every round, and the model's bound
     assert sc["cores_1"] > 0 and sc["cpu_2_over_1"] > 0 and sc["fixed_seconds"] > 0 and sc["cpu_bound"] > 0
     assert all(r["obfuscate"]["cpu_seconds"] > 0 for r in docs["e2e"]["legs"])
+    # the machine's own 2 / 1 ran beside every round: one control run per worker count and round
+    assert sc["control_round_min"] > 0 and sc["obfuscate_over_control_median"] > 0
+    one = next(r for r in docs["e2e"]["legs"] if r["workers"] == 1)
+    assert len(one["control_rounds"]) == len(one["obfuscate_rounds"]) and docs["e2e"]["control"]["units"] >= 8
     ce = docs["ceiling"]  # the worker's own code with the output dropped: 1 and 2 processes, every frame done
     assert [r["leg"] for r in ce["legs"]] == ["plain Pillow (decode, convert, encode)", "pixelate"]
     assert all(r["frames"] == 12 and r["ratio_best"] > 0 and r["ms_per_frame_1"] > 0 for r in ce["legs"])
@@ -156,5 +160,18 @@ def test_every_benchmark_runs_at_a_trivial_size_and_the_table_is_written(tmp_pat
     md = run_all.markdown(merged)
     for needle in (merged["machine"]["cpu_model"], "GPU", "torch", "threads", "quick smoke run", "| 32 |",
                    "Peak memory", "Ratio obfuscated / original", "VAE fitting", "The ceiling of 2 workers",
-                   "CPU bound of 2 / 1"):
+                   "CPU bound of 2 / 1", "The machine's own 2 / 1"):
         assert needle in md
+
+
+def test_e2e_scaling_sets_each_round_beside_the_machine_control_of_the_same_round():
+    e2e = _bench_module("obfuscate_e2e")
+    one = {"plain_fps": 10.0, "obfuscate_rounds": [10.0, 12.0, 10.0], "control_rounds": [3.0, 3.0, 3.0]}
+    two = {"plain_fps": 19.0, "obfuscate_rounds": [5.0, 8.0, 6.25], "control_rounds": [1.5, 2.0, 1.6]}
+    v = e2e.scaling(one, two)
+    assert v["obfuscate_round_median"] == pytest.approx(1.6)  # rounds: 2.0, 1.5, 1.6
+    assert v["control_round_median"] == pytest.approx(1.875)  # rounds: 2.0, 1.5, 1.875
+    assert v["control_round_min"] == pytest.approx(1.5) and v["control_rounds_at_1_8"] == 2
+    # per round obfuscate / control: 1.0, 1.0, 0.853: a round where the machine itself gave 1.5 is not held against it
+    assert v["obfuscate_over_control_median"] == pytest.approx(1.0)
+    assert "control_round_median" not in e2e.scaling({**one, "control_rounds": []}, two)
