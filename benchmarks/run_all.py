@@ -315,6 +315,31 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
     return lines
 
 
+def merge(doc: dict, old: dict, names: list[str]) -> dict:
+    """Keep the benchmarks of ``old`` (an earlier results.json) that this run (``names``) did not
+    measure, each with the date and machine it was measured on; a new ``e2e`` run also gets the old
+    ratios beside it (``previous``)."""
+    # extra runs of the end-to-end benchmark (e2e_<what>) go with a new e2e run: its legs replace them
+    stale = set(names) | ({k for k in old["benchmarks"] if k.startswith("e2e_")} if "e2e" in names else set())
+    doc["merged_from"] = {"date": old.get("date"), "benchmarks": sorted(set(old["benchmarks"]) - stale),
+                          "machine": (old.get("machine") or {}).get("cpu_model")}
+    # when each kept benchmark was measured: a chain of merges must not restamp it with the date
+    # of the run that only carried it along
+    old_mf = old.get("merged_from") or {}
+    old_measured = old.get("measured") or {}
+    carried = {"date": old_mf.get("date"), "machine": old_mf.get("machine")}  # a results.json before "measured"
+    for k in doc["merged_from"]["benchmarks"]:
+        doc["measured"][k] = old_measured.get(k) or (carried if k in old_mf.get("benchmarks", []) else
+                                                     {"date": old.get("date"), "machine": doc["merged_from"]["machine"]})
+    if "e2e" in names and "e2e" in old["benchmarks"] and "e2e" in doc["benchmarks"]:  # the old ratios, beside the new
+        o = old["benchmarks"]["e2e"]
+        doc["benchmarks"]["e2e"]["previous"] = {
+            "date": o.get("date"), "ratios": {f"{r['leg']} | {r.get('workers', '')}": r["ratio"] for r in o["legs"]},
+            "scaling_2_over_1": o.get("scaling_2_over_1")}
+    doc["benchmarks"] = {**{k: v for k, v in old["benchmarks"].items() if k not in stale}, **doc["benchmarks"]}
+    return doc
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: proves every script works, numbers meaningless")
@@ -335,24 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
     here = {"date": doc["date"], "machine": (doc.get("machine") or {}).get("cpu_model")}
     doc["measured"] = {k: here for k in doc["benchmarks"]}
     if args.merge and (out / "results.json").exists():
-        old = json.loads((out / "results.json").read_text())
-        doc["merged_from"] = {"date": old.get("date"), "benchmarks": sorted(set(old["benchmarks"]) - set(names)),
-                              "machine": (old.get("machine") or {}).get("cpu_model")}
-        # when each kept benchmark was measured: a chain of merges must not restamp it with the date
-        # of the run that only carried it along
-        old_mf = old.get("merged_from") or {}
-        old_measured = old.get("measured") or {}
-        carried = {"date": old_mf.get("date"), "machine": old_mf.get("machine")}  # a results.json before "measured"
-        for k in doc["merged_from"]["benchmarks"]:
-            doc["measured"][k] = old_measured.get(k) or (carried if k in old_mf.get("benchmarks", []) else
-                                                         {"date": old.get("date"), "machine": doc["merged_from"]["machine"]})
-        stale = set(names) | ({k for k in old["benchmarks"] if k.startswith("e2e_")} if "e2e" in names else set())
-        if "e2e" in names and "e2e" in old["benchmarks"] and "e2e" in doc["benchmarks"]:  # the old ratios, beside the new
-            o = old["benchmarks"]["e2e"]
-            doc["benchmarks"]["e2e"]["previous"] = {
-                "date": o.get("date"), "ratios": {f"{r['leg']} | {r.get('workers', '')}": r["ratio"] for r in o["legs"]},
-                "scaling_2_over_1": o.get("scaling_2_over_1")}
-        doc["benchmarks"] = {**{k: v for k, v in old["benchmarks"].items() if k not in stale}, **doc["benchmarks"]}
+        merge(doc, json.loads((out / "results.json").read_text()), names)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
     md = markdown(doc)

@@ -175,3 +175,19 @@ def test_e2e_scaling_sets_each_round_beside_the_machine_control_of_the_same_roun
     # per round obfuscate / control: 1.0, 1.0, 0.853: a round where the machine itself gave 1.5 is not held against it
     assert v["obfuscate_over_control_median"] == pytest.approx(1.0)
     assert "control_round_median" not in e2e.scaling({**one, "control_rounds": []}, two)
+
+
+def test_merge_keeps_what_was_not_rerun_and_drops_extra_e2e_runs_everywhere():
+    run_all = _bench_module("run_all")
+    e2e_old = {"date": "d0", "legs": [{"leg": "map-only", "workers": 1, "ratio": 2.0}], "scaling_2_over_1": {}}
+    old = {"date": "d1", "machine": {"cpu_model": "M1"}, "benchmarks": {"e2e": e2e_old, "e2e_vae_engines": {},
+                                                                        "memory": {"x": 1}},
+           "merged_from": {"date": "d0", "benchmarks": ["memory"], "machine": "M0"},
+           "measured": {"memory": {"date": "d0", "machine": "M0"}, "e2e_vae_engines": {"date": "d1", "machine": "M1"}}}
+    doc = {"date": "d2", "benchmarks": {"e2e": {"legs": []}}, "measured": {"e2e": {"date": "d2", "machine": "M2"}}}
+    run_all.merge(doc, old, ["e2e"])
+    assert set(doc["benchmarks"]) == {"e2e", "memory"}
+    # the extra run replaced by the new e2e run is not said to be kept, in the header's two sources
+    assert doc["merged_from"]["benchmarks"] == ["memory"] and set(doc["measured"]) == {"e2e", "memory"}
+    assert doc["measured"]["memory"] == {"date": "d0", "machine": "M0"}  # not restamped by the carrying run
+    assert doc["benchmarks"]["e2e"]["previous"]["ratios"] == {"map-only | 1": 2.0}
