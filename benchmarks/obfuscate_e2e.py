@@ -44,8 +44,8 @@ only mean something on a quiet machine with at least 2 free cores; as a check of
 also runs a **control** (``--control-seconds``, default 4 s in one process): numpy look-ups, zlib
 and Python arithmetic, no files, in 1 process and in 2 started together (half each), so
 each leg's 2 / 1 sits beside the machine's own 2 / 1 measured in the same minutes (on 2026-12-02
-a hand-run version of it gave 1.07-2.64 between rounds, median 1.6-1.7: the VM's two vCPUs did not
-always deliver two cores).
+two hand-run jobs like it gave 1.07-2.64 between rounds, medians 1.61 and 1.71, and this one in the
+01:55 UTC run reached 1.8 in 32 of 56 rounds: the VM's two vCPUs did not always deliver two cores).
 
 Usage::
 
