@@ -127,9 +127,11 @@ for i in range(int(sys.argv[1])):
 """
 
 
-def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system, the command and the worker processes it
-    waited for, from ``RUSAGE_CHILDREN``) of one command."""
+def _timed(cmd: list[str], env: dict, more: list[list[str]] = ()) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, the commands and the worker processes they
+    waited for, from ``RUSAGE_CHILDREN``) of one command, or of it and ``more`` started together
+    (wall time until the last one ends; their output is read one command after the other, so only
+    the first may print much)."""
     import resource
 
     # the previous command's files reach the disk before this clock starts: the plain loop leaves
@@ -137,11 +139,14 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
     os.sync()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in (cmd, *more)]
+    errors = [p.communicate()[1] for p in procs]
     seconds = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    for c, p, err in zip((cmd, *more), procs, errors):
+        if p.returncode != 0:
+            raise SystemExit(f"failed ({p.returncode}): {' '.join(c)}\n{err[-2000:]}")
     return seconds, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
@@ -210,26 +215,17 @@ class Legs:
         t0, t1 = (min(_timed([sys.executable, str(self.control_py), str(n)], self.env)[0] for _ in range(2))
                   for n in (0, probe))
         self.control_units = max(8, int(probe * (seconds - t0) / max(t1 - t0, 1e-3)))
-        return {"units": self.control_units, "start_seconds": t0, "probe_units": probe, "probe_seconds": t1}
+        return {"units": self.control_units, "seconds": seconds, "start_seconds": t0, "probe_units": probe,
+                "probe_seconds": t1}
 
     def control(self, *, workers: int) -> dict:
         """One run of the control job (no files written): ``workers`` processes started together,
         each doing its share of the units; wall time until the last one ends."""
-        import resource
-
         before = load_average()
         share = [self.control_units // workers + (i < self.control_units % workers) for i in range(workers)]
-        os.sync()
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, str(self.control_py), str(n)], env=self.env) for n in share]
-        codes = [p.wait() for p in procs]
-        seconds = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if any(codes):
-            raise SystemExit(f"control job failed: exit codes {codes}")
-        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        return {"seconds": seconds, "cpu_seconds": cpu, "load_before": before, "load_after": load_average()}
+        first, *rest = ([sys.executable, str(self.control_py), str(n)] for n in share)
+        s, cpu = _timed(first, self.env, rest)
+        return {"seconds": s, "cpu_seconds": cpu, "load_before": before, "load_after": load_average()}
 
     def one_file(self, in_dir: Path, extra: list[str], *, fmt: str = "png", repeats: int = 3, **_kw) -> float:
         """Best of ``repeats`` runs of the same command on one file of ``in_dir``, 1 worker: the
@@ -271,7 +267,7 @@ def pairs(legs: Legs, n: int, plain_kw: dict, obf_kw: dict, repeats: int, worker
     plains: dict = {w: [] for w in workers}
     obfs: dict = {w: [] for w in workers}
     controls: dict = {w: [] for w in workers}
-    with_control = len(workers) > 1 and None not in workers and getattr(legs, "control_units", 0) > 0
+    with_control = len(workers) > 1 and None not in workers and legs.control_units > 0
 
     def control_round(r: int) -> None:
         if with_control:

@@ -272,7 +272,7 @@ def _e2e_markdown(e: dict, *, extra: bool = False) -> list[str]:
         c = e.get("control") or {}
         lines += ["", "The machine's own 2 / 1, measured beside every round (a control, not medcloak): "
                   f"{c.get('units', '?')} units of numpy look-ups, zlib level 1 and Python arithmetic on a 512 px frame "
-                  "(about 4 s in one process), in fresh interpreters, no files; or the same units split over 2 "
+                  f"(about {c.get('seconds', 4.0):g} s in one process), in fresh interpreters, no files; or the same units split over 2 "
                   "processes started together. Each round's control ran right after that "
                   "round's obfuscate runs. *obfuscate / control*: each round's obfuscate 2 / 1 over that round's "
                   "control 2 / 1, median: 1.00 means obfuscate scaled as well as pure arithmetic did in the same "

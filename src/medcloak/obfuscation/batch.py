@@ -85,6 +85,8 @@ FORMATS = ("png", "npy", "dicom")
 MANIFEST_NAME = "manifest.jsonl"
 BURNED_IN = ("refuse", "mask", "allow")
 DEFAULT_PNG_ENCODING = "fast"  #: PNG outputs of new output folders (see medcloak.io.images.PNG_ENCODINGS)
+SYNC_EVERY = 64  # manifest lines between two disk syncs (see ``append`` in obfuscate_tree)
+SYNC_SECONDS = 2.0
 
 
 def task_size(remaining: int, batch_size: int, workers: int) -> int:
@@ -97,10 +99,6 @@ def task_size(remaining: int, batch_size: int, workers: int) -> int:
     if workers <= 1:
         return batch_size
     return max(1, min(batch_size, -(-remaining // (4 * workers))))
-
-
-SYNC_EVERY = 64  # manifest lines between two disk syncs (see ``append`` in obfuscate_tree)
-SYNC_SECONDS = 2.0
 
 
 @dataclass
